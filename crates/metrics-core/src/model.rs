@@ -1,0 +1,247 @@
+//! The backend-neutral series model every [`MetricsSource`](crate::MetricsSource) returns.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// One time series: a name, labels, what kind of value it is, and its points.
+///
+/// Names and label names follow the Prometheus/OpenMetrics rules (`[a-zA-Z_:][a-zA-Z0-9_:]*`
+/// for names, no `:` in label names), so a renderer or exporter can map them one to one.
+/// The constructors replace any other character with `_`.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use metrics_core::{Series, SeriesKind, Unit};
+///
+/// let series = Series::new("outline_access_key_bytes_transferred", SeriesKind::Counter)
+///     .with_unit(Unit::Bytes)
+///     .with_label("access_key_id", "3")
+///     .with_point(Utc.timestamp_opt(1_700_000_000, 0).unwrap(), 1024.0);
+/// assert_eq!(
+///     series.id(),
+///     r#"outline_access_key_bytes_transferred{access_key_id="3"}"#
+/// );
+/// assert_eq!(series.last_value(), Some(1024.0));
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    /// The metric name, OpenMetrics-valid.
+    pub name: String,
+    /// Label names to values, sorted by name.
+    pub labels: BTreeMap<String, String>,
+    /// Gauge, counter, …
+    pub kind: SeriesKind,
+    /// The unit of the values, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<Unit>,
+    /// The points, oldest first.
+    pub points: Vec<Point>,
+}
+
+/// One timestamped value.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Point {
+    /// When the value was observed (or the start of its bucket).
+    pub time: DateTime<Utc>,
+    /// The value.
+    pub value: f64,
+}
+
+/// What a series' values mean, in OpenMetrics terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum SeriesKind {
+    /// A value that goes up and down (queue length, bytes in the last hour).
+    Gauge,
+    /// A monotonically increasing total (bytes transferred since the key was created).
+    Counter,
+    /// Neither is known.
+    Unknown,
+}
+
+impl SeriesKind {
+    /// The OpenMetrics `# TYPE` word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Gauge => "gauge",
+            Self::Counter => "counter",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// The unit of a series' values. Base units, as OpenMetrics asks.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Unit {
+    /// Bytes.
+    Bytes,
+    /// Seconds.
+    Seconds,
+    /// A ratio, 0 to 1.
+    Ratio,
+    /// Any other unit, by its OpenMetrics name (`requests`, `nodes`).
+    Other(String),
+}
+
+impl Unit {
+    /// The OpenMetrics `# UNIT` word.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Bytes => "bytes",
+            Self::Seconds => "seconds",
+            Self::Ratio => "ratio",
+            Self::Other(unit) => unit,
+        }
+    }
+}
+
+impl fmt::Display for Unit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Series {
+    /// A series with no labels, unit or points. Characters not allowed in an OpenMetrics
+    /// metric name are replaced with `_`.
+    pub fn new(name: impl Into<String>, kind: SeriesKind) -> Self {
+        Self {
+            name: sanitize_name(name.into(), true),
+            labels: BTreeMap::new(),
+            kind,
+            unit: None,
+            points: Vec::new(),
+        }
+    }
+
+    /// Adds a label. Characters not allowed in a label name are replaced with `_`; values are
+    /// kept as they are (renderers escape them).
+    #[must_use]
+    pub fn with_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.labels
+            .insert(sanitize_name(name.into(), false), value.into());
+        self
+    }
+
+    /// Sets the unit.
+    #[must_use]
+    pub fn with_unit(mut self, unit: Unit) -> Self {
+        self.unit = Some(unit);
+        self
+    }
+
+    /// Appends a point.
+    #[must_use]
+    pub fn with_point(mut self, time: DateTime<Utc>, value: f64) -> Self {
+        self.points.push(Point { time, value });
+        self
+    }
+
+    /// Replaces the points.
+    #[must_use]
+    pub fn with_points(mut self, points: Vec<Point>) -> Self {
+        self.points = points;
+        self
+    }
+
+    /// The series' identity in Prometheus text form: `name{a="1",b="2"}`.
+    pub fn id(&self) -> String {
+        let mut id = self.name.clone();
+        if !self.labels.is_empty() {
+            id.push('{');
+            for (i, (name, value)) in self.labels.iter().enumerate() {
+                if i > 0 {
+                    id.push(',');
+                }
+                id.push_str(name);
+                id.push_str("=\"");
+                escape_label_value_into(value, &mut id);
+                id.push('"');
+            }
+            id.push('}');
+        }
+        id
+    }
+
+    /// The newest point's value.
+    pub fn last_value(&self) -> Option<f64> {
+        self.points.last().map(|p| p.value)
+    }
+}
+
+/// Makes a metric name (`metric = true`) or label name valid for OpenMetrics by replacing
+/// every character outside `[a-zA-Z0-9_:]` (no `:` in label names) with `_`, and prefixing
+/// `_` when the first character is a digit. Returns the input unchanged when it is valid.
+///
+/// ```
+/// assert_eq!(metrics_core::model::sanitize_name("stores.default.hits.sum".into(), true), "stores_default_hits_sum");
+/// ```
+pub fn sanitize_name(name: String, metric: bool) -> String {
+    let allowed = |i: usize, c: char| {
+        c.is_ascii_alphabetic() || c == '_' || (metric && c == ':') || (i > 0 && c.is_ascii_digit())
+    };
+    if !name.is_empty() && name.chars().enumerate().all(|(i, c)| allowed(i, c)) {
+        return name;
+    }
+    let mut out = String::with_capacity(name.len() + 1);
+    for (i, c) in name.chars().enumerate() {
+        if i == 0 && c.is_ascii_digit() {
+            out.push('_');
+            out.push(c);
+        } else if allowed(i, c) {
+            out.push(c);
+        } else {
+            out.push('_');
+        }
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    out
+}
+
+/// Escapes a label value for the text formats: `\` → `\\`, `"` → `\"`, newline → `\n`.
+pub(crate) fn escape_label_value_into(value: &str, out: &mut String) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_sanitized() {
+        assert_eq!(sanitize_name("ok_name:sub".into(), true), "ok_name:sub");
+        assert_eq!(sanitize_name("a.b-c d".into(), true), "a_b_c_d");
+        assert_eq!(sanitize_name("9lives".into(), true), "_9lives");
+        assert_eq!(sanitize_name("x:y".into(), false), "x_y");
+        assert_eq!(sanitize_name(String::new(), true), "_");
+    }
+
+    #[test]
+    fn id_escapes_label_values() {
+        let series = Series::new("m", SeriesKind::Gauge).with_label("path", "a\"b\\c\nd");
+        assert_eq!(series.id(), r#"m{path="a\"b\\c\nd"}"#);
+    }
+
+    #[test]
+    fn serializes_to_plain_json() {
+        let series = Series::new("m", SeriesKind::Counter).with_unit(Unit::Bytes);
+        let json = serde_json::to_value(&series).unwrap();
+        assert_eq!(json["kind"], "counter");
+        assert_eq!(json["unit"], "bytes");
+    }
+}

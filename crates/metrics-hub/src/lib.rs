@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[doc(inline)]
+pub use metrics_core::{
+    Aggregator, Auth, BackoffConfig, ClientOptions, Collection, Error, MetricsSource,
+    MetricsSourceExt, Point, Query, Result, RetryConfig, Secret, Series, SeriesKind, SourceFailure,
+    TimeRange, Unit, async_trait, chrono,
+};
+
+/// The shared core: the HTTP pipeline and model helpers, for writing a source of your own.
+pub use metrics_core as core;
