@@ -207,7 +207,10 @@ impl ClientOptions {
             .timeout(self.timeout)
             .user_agent(self.user_agent.clone())
             .default_headers(self.default_headers.clone())
-            .danger_accept_invalid_certs(self.accept_invalid_certs);
+            .danger_accept_invalid_certs(self.accept_invalid_certs)
+            // None of the five APIs needs a redirect, and following one could carry a
+            // request (and Outline's secret path) somewhere unexpected.
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(idle) = self.pool_idle_timeout {
             builder = builder.pool_idle_timeout(idle);
         }
