@@ -19,6 +19,7 @@ pub mod http;
 pub mod model;
 mod options;
 mod query;
+pub mod render;
 mod retry;
 mod secret;
 mod source;

@@ -27,9 +27,13 @@ use serde::{Deserialize, Serialize};
 /// assert_eq!(series.last_value(), Some(1024.0));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Series {
     /// The metric name, OpenMetrics-valid.
     pub name: String,
+    /// One line saying what the series measures (OpenMetrics `# HELP`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
     /// Label names to values, sorted by name.
     pub labels: BTreeMap<String, String>,
     /// Gauge, counter, …
@@ -113,6 +117,7 @@ impl Series {
     pub fn new(name: impl Into<String>, kind: SeriesKind) -> Self {
         Self {
             name: sanitize_name(name.into(), true),
+            help: None,
             labels: BTreeMap::new(),
             kind,
             unit: None,
@@ -126,6 +131,13 @@ impl Series {
     pub fn with_label(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.labels
             .insert(sanitize_name(name.into(), false), value.into());
+        self
+    }
+
+    /// Sets the help text.
+    #[must_use]
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
         self
     }
 

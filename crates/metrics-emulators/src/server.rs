@@ -86,7 +86,13 @@ impl Faults {
 
     /// Injects `fault` into `times` requests whose path starts with `path_prefix`, after
     /// letting the first `skip` of them through.
-    pub fn inject_on(&self, path_prefix: impl Into<String>, fault: Fault, skip: usize, times: usize) {
+    pub fn inject_on(
+        &self,
+        path_prefix: impl Into<String>,
+        fault: Fault,
+        skip: usize,
+        times: usize,
+    ) {
         self.push(fault, Some(path_prefix.into()), skip, Some(times));
     }
 
@@ -100,7 +106,13 @@ impl Faults {
         lock(&self.rules).clear();
     }
 
-    fn push(&self, fault: Fault, path_prefix: Option<String>, skip: usize, remaining: Option<usize>) {
+    fn push(
+        &self,
+        fault: Fault,
+        path_prefix: Option<String>,
+        skip: usize,
+        remaining: Option<usize>,
+    ) {
         lock(&self.rules).push(FaultRule {
             fault,
             path_prefix,
@@ -113,7 +125,11 @@ impl Faults {
     fn take(&self, path: &str) -> Option<Fault> {
         let mut rules = lock(&self.rules);
         let index = rules.iter_mut().position(|rule| {
-            if rule.path_prefix.as_deref().is_some_and(|p| !path.starts_with(p)) {
+            if rule
+                .path_prefix
+                .as_deref()
+                .is_some_and(|p| !path.starts_with(p))
+            {
                 return false;
             }
             if rule.skip > 0 {
@@ -209,18 +225,27 @@ struct Interceptor {
     faults: Faults,
 }
 
-async fn intercept(State(interceptor): State<Interceptor>, request: Request, next: Next) -> Response {
-    let uri = request
-        .uri()
-        .path_and_query()
-        .map_or_else(|| request.uri().path().to_owned(), |pq| pq.as_str().to_owned());
+async fn intercept(
+    State(interceptor): State<Interceptor>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let uri = request.uri().path_and_query().map_or_else(
+        || request.uri().path().to_owned(),
+        |pq| pq.as_str().to_owned(),
+    );
     interceptor.log.record(RecordedRequest {
         method: request.method().as_str().to_owned(),
         uri,
         headers: request
             .headers()
             .iter()
-            .map(|(n, v)| (n.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.as_str().to_owned(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect(),
     });
     match interceptor.faults.take(request.uri().path()) {
@@ -235,8 +260,13 @@ async fn intercept(State(interceptor): State<Interceptor>, request: Request, nex
             body,
         }) => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let content_type = if body.starts_with('{') { "application/json" } else { "text/plain" };
-            let mut response = (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
+            let content_type = if body.starts_with('{') {
+                "application/json"
+            } else {
+                "text/plain"
+            };
+            let mut response =
+                (status, [(header::CONTENT_TYPE, content_type)], body).into_response();
             if let Some(seconds) = retry_after {
                 response
                     .headers_mut()
@@ -247,7 +277,10 @@ async fn intercept(State(interceptor): State<Interceptor>, request: Request, nex
         Some(Fault::DropConnection) => {
             let broken = futures_util::stream::iter([
                 Ok(bytes::Bytes::from_static(b"{\"partial\":")),
-                Err(io::Error::new(io::ErrorKind::ConnectionReset, "fault: connection dropped")),
+                Err(io::Error::new(
+                    io::ErrorKind::ConnectionReset,
+                    "fault: connection dropped",
+                )),
             ]);
             Response::builder()
                 .status(StatusCode::OK)
@@ -304,7 +337,12 @@ impl EmulatorServer {
     /// When no port can be bound.
     #[cfg(feature = "tls")]
     pub async fn start_tls(router: Router, config: Arc<rustls::ServerConfig>) -> io::Result<Self> {
-        Self::start_inner(router, "https", Some(tokio_rustls::TlsAcceptor::from(config))).await
+        Self::start_inner(
+            router,
+            "https",
+            Some(tokio_rustls::TlsAcceptor::from(config)),
+        )
+        .await
     }
 
     async fn start_inner(
