@@ -1,0 +1,331 @@
+//! `cargo xtask ci`: what CI checks, fastest failures first.
+
+use std::path::Path;
+
+use crate::TaskError;
+use crate::cmd::{self, Step};
+
+/// The script that installs and runs unleash-server with PostgreSQL on loopback.
+const UNLEASH_SCRIPT: &str = "scripts/unleash-server.sh";
+/// Where that script writes the server's address and tokens.
+const UNLEASH_ENV_FILE: &str = "target/unleash-server/env";
+
+pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
+    let mut skip_conformance = false;
+    for arg in args {
+        match arg.as_str() {
+            "--no-conformance" => skip_conformance = true,
+            other => return Err(TaskError::Usage(format!("unknown option for ci: {other}"))),
+        }
+    }
+    let root = cmd::workspace_root();
+    let features = facade_features(&root)?;
+    for step in static_steps(&features) {
+        step.run_in(&root)?;
+    }
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    if skip_conformance {
+        println!("\n==> real-server conformance: SKIPPED (--no-conformance)");
+    } else {
+        conformance(&root, in_ci)?;
+    }
+    package_step().run_in(&root)?;
+    println!("\nxtask ci: all steps passed");
+    Ok(())
+}
+
+/// The facade's features, from `cargo metadata`, so the per-feature checks grow with the
+/// backends.
+fn facade_features(root: &Path) -> Result<Vec<String>, TaskError> {
+    let metadata = cmd::output(
+        root,
+        &cmd::cargo(),
+        &[
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ],
+    )?;
+    let value: serde_json::Value = serde_json::from_str(&metadata)
+        .map_err(|e| TaskError::Failed(format!("cargo metadata printed something else: {e}")))?;
+    let facade = value["packages"]
+        .as_array()
+        .and_then(|packages| packages.iter().find(|p| p["name"] == "metrics-hub"))
+        .ok_or_else(|| TaskError::Failed("no metrics-hub package in the workspace".to_owned()))?;
+    let mut features: Vec<String> = facade["features"]
+        .as_object()
+        .map(|f| f.keys().cloned().collect())
+        .unwrap_or_default();
+    features.sort();
+    Ok(features)
+}
+
+/// Every step before the real-server suite.
+fn static_steps(facade_features: &[String]) -> Vec<Step> {
+    let mut steps = vec![
+        Step::cargo("format", &["fmt", "--all", "--", "--check"]).with_fix("cargo fmt --all"),
+        Step::cargo(
+            "clippy",
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--all-features",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        )
+        .with_fix("cargo clippy --workspace --all-targets --all-features --fix --allow-dirty"),
+        Step::cargo(
+            "facade without features",
+            &["check", "-p", "metrics-hub", "--no-default-features"],
+        ),
+    ];
+    for feature in facade_features.iter().filter(|f| *f != "default") {
+        steps.push(Step::cargo(
+            &format!("facade with only `{feature}`"),
+            &[
+                "check",
+                "-p",
+                "metrics-hub",
+                "--no-default-features",
+                "--features",
+                feature,
+            ],
+        ));
+    }
+    steps.push(Step::cargo(
+        "tests",
+        &["test", "--workspace", "--all-features"],
+    ));
+    steps.push(
+        Step::cargo(
+            "docs",
+            &["doc", "--workspace", "--no-deps", "--all-features"],
+        )
+        .with_env("RUSTDOCFLAGS", "-D warnings"),
+    );
+    steps
+}
+
+fn package_step() -> Step {
+    Step::cargo(
+        "package",
+        &[
+            "package",
+            "--workspace",
+            "--exclude",
+            "xtask",
+            "--exclude",
+            "metrics-hub-examples",
+            "--offline",
+            "--allow-dirty",
+        ],
+    )
+}
+
+/// What to do about the real-server suite.
+#[derive(Debug, PartialEq, Eq)]
+enum Conformance {
+    /// Start the server, run the suite, stop the server.
+    Run,
+    /// Report why it did not run, and carry on.
+    Skip(String),
+    /// Fail the run.
+    Fail(String),
+}
+
+/// Under CI a server that cannot start fails the run; elsewhere it is a reported skip.
+fn conformance_decision(
+    in_ci: bool,
+    script_present: bool,
+    start_error: Option<&str>,
+) -> Conformance {
+    let problem = if script_present {
+        start_error.map(|e| format!("unleash-server did not start: {e}"))
+    } else {
+        Some(format!("{UNLEASH_SCRIPT} is missing"))
+    };
+    match (problem, in_ci) {
+        (None, _) => Conformance::Run,
+        (Some(reason), true) => Conformance::Fail(reason),
+        (Some(reason), false) => Conformance::Skip(reason),
+    }
+}
+
+/// Parses the `KEY=VALUE` lines of the env file the server script writes.
+fn parse_env_file(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|line| line.trim().trim_start_matches("export ").trim())
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| {
+            (
+                k.trim().to_owned(),
+                v.trim().trim_matches('"').trim_matches('\'').to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn conformance(root: &Path, in_ci: bool) -> Result<(), TaskError> {
+    let script = root.join(UNLEASH_SCRIPT);
+    let start = Step {
+        name: "start unleash-server 8.2.0 and PostgreSQL".to_owned(),
+        argv: vec![
+            "bash".to_owned(),
+            UNLEASH_SCRIPT.to_owned(),
+            "start".to_owned(),
+        ],
+        env: Vec::new(),
+        fix: None,
+    };
+    let start_error = if script.exists() {
+        start.run_in(root).err().map(|e| e.to_string())
+    } else {
+        None
+    };
+    match conformance_decision(in_ci, script.exists(), start_error.as_deref()) {
+        Conformance::Skip(reason) => {
+            println!("\n==> real-server conformance: SKIPPED ({reason})");
+            return Ok(());
+        }
+        Conformance::Fail(reason) => {
+            stop_unleash(root);
+            return Err(TaskError::Failed(format!(
+                "real-server conformance: {reason}"
+            )));
+        }
+        Conformance::Run => {}
+    }
+    let env_text = std::fs::read_to_string(root.join(UNLEASH_ENV_FILE)).map_err(|e| {
+        TaskError::Failed(format!(
+            "the server started but {UNLEASH_ENV_FILE} is unreadable: {e}"
+        ))
+    })?;
+    let mut suite = Step::cargo(
+        "real-server conformance (unleash-server 8.2.0)",
+        &[
+            "test",
+            "-p",
+            "unleash-client",
+            "--all-features",
+            "--test",
+            "real_server",
+            "--",
+            "--ignored",
+            "--test-threads=1",
+        ],
+    );
+    suite.env = parse_env_file(&env_text);
+    let result = suite.run_in(root);
+    stop_unleash(root);
+    result
+}
+
+fn stop_unleash(root: &Path) {
+    let stop = Step {
+        name: "stop unleash-server".to_owned(),
+        argv: vec![
+            "bash".to_owned(),
+            UNLEASH_SCRIPT.to_owned(),
+            "stop".to_owned(),
+        ],
+        env: Vec::new(),
+        fix: None,
+    };
+    if let Err(e) = stop.run_in(root) {
+        eprintln!("warning: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(steps: &[Step]) -> Vec<String> {
+        steps.iter().map(Step::display).collect()
+    }
+
+    #[test]
+    fn plan_covers_every_check_in_order() {
+        let features = ["default", "full", "outline", "rustls"].map(str::to_owned);
+        let plan = names(&static_steps(&features));
+        assert_eq!(plan[0], "cargo fmt --all -- --check");
+        assert_eq!(
+            plan[1],
+            "cargo clippy --workspace --all-targets --all-features -- -D warnings"
+        );
+        assert_eq!(plan[2], "cargo check -p metrics-hub --no-default-features");
+        assert!(plan.contains(
+            &"cargo check -p metrics-hub --no-default-features --features outline".to_owned()
+        ));
+        assert!(plan.contains(
+            &"cargo check -p metrics-hub --no-default-features --features full".to_owned()
+        ));
+        assert!(!plan.iter().any(|s| s.ends_with("--features default")));
+        assert_eq!(
+            plan[plan.len() - 2],
+            "cargo test --workspace --all-features"
+        );
+        assert_eq!(
+            plan[plan.len() - 1],
+            "RUSTDOCFLAGS=-D warnings cargo doc --workspace --no-deps --all-features"
+        );
+    }
+
+    #[test]
+    fn failures_say_how_to_fix() {
+        let features: [String; 0] = [];
+        let plan = static_steps(&features);
+        assert_eq!(plan[0].fix.as_deref(), Some("cargo fmt --all"));
+    }
+
+    #[test]
+    fn conformance_is_strict_only_under_ci() {
+        assert_eq!(conformance_decision(true, true, None), Conformance::Run);
+        assert!(
+            matches!(conformance_decision(true, true, Some("port busy")), Conformance::Fail(r) if r.contains("port busy"))
+        );
+        assert!(
+            matches!(conformance_decision(false, true, Some("no npm")), Conformance::Skip(r) if r.contains("no npm"))
+        );
+        assert!(
+            matches!(conformance_decision(false, false, None), Conformance::Skip(r) if r.contains("missing"))
+        );
+        assert!(matches!(
+            conformance_decision(true, false, None),
+            Conformance::Fail(_)
+        ));
+    }
+
+    #[test]
+    fn env_file_lines() {
+        let parsed = parse_env_file(
+            "# tokens\nexport UNLEASH_URL=http://127.0.0.1:4242/api\nUNLEASH_API_TOKEN=\"default:development.abc\"\n\n",
+        );
+        assert_eq!(
+            parsed,
+            [
+                (
+                    "UNLEASH_URL".to_owned(),
+                    "http://127.0.0.1:4242/api".to_owned()
+                ),
+                (
+                    "UNLEASH_API_TOKEN".to_owned(),
+                    "default:development.abc".to_owned()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn package_excludes_unpublished_crates() {
+        let shown = package_step().display();
+        assert!(shown.contains("--exclude xtask --exclude metrics-hub-examples"));
+        assert!(shown.contains("--offline"));
+    }
+}
