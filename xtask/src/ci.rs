@@ -8,7 +8,7 @@ use crate::cmd::{self, Step};
 /// The script that installs and runs unleash-server with PostgreSQL on loopback.
 const UNLEASH_SCRIPT: &str = "scripts/unleash-server.sh";
 /// Where that script writes the server's address and tokens.
-const UNLEASH_ENV_FILE: &str = "target/unleash-server/env";
+const UNLEASH_ENV_FILE: &str = "target/unleash-server/unleash.env";
 
 pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
     let mut skip_conformance = false;
