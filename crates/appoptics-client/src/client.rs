@@ -1,0 +1,728 @@
+//! The client, its builder, connection-level tags and the metrics routes.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures_util::Stream;
+use metrics_core::http::{HttpClient, Request, Response, encode_path_segment};
+use metrics_core::reqwest::{StatusCode, Url};
+use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::BACKEND;
+use crate::errors::{
+    CODE_PARTIAL_FAILURE, CODE_RATE_LIMITED, RateLimits, errors_present, parse_error_body,
+    render_errors,
+};
+use crate::model::{Metric, MetricSelector, MetricSpec, MetricType, Page, Tags};
+use crate::pagination::{ListParams, paginate};
+use crate::queue::QueueBuilder;
+
+/// The API's base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.appoptics.com/v1";
+/// The request timeout unless set otherwise: 10 s, as in the Python library.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// The user agent unless set otherwise.
+pub const DEFAULT_USER_AGENT: &str = concat!("metrics-hub-appoptics/", env!("CARGO_PKG_VERSION"));
+
+/// What the client does to metric names before using them.
+///
+/// The sanitizer runs on metric names given to metric, measurement, queue and read calls;
+/// never on annotation or alert names. Validation runs after it, so with
+/// [`Sanitizer::MetricName`] any name is accepted.
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub enum Sanitizer {
+    /// Names are used as given (and rejected if invalid). The default.
+    #[default]
+    NoOp,
+    /// The library's `sanitize_metric_name`: runs of invalid characters become `-`, then the
+    /// first 255 characters are kept.
+    MetricName,
+    /// Your own function.
+    Custom(fn(&str) -> String),
+}
+
+impl Sanitizer {
+    /// Applies the sanitizer.
+    pub fn apply(&self, name: &str) -> String {
+        match self {
+            Self::NoOp => name.to_owned(),
+            Self::MetricName => crate::validate::sanitize_metric_name(name),
+            Self::Custom(function) => function(name),
+        }
+    }
+}
+
+/// Builds an [`AppOpticsClient`].
+///
+/// ```
+/// use std::time::Duration;
+/// use appoptics_client::{AppOpticsClient, Sanitizer, model::tags};
+///
+/// let client = AppOpticsClient::builder()
+///     .with_token("0123456789abcdef")
+///     .with_tags(tags([("service", "api")]))
+///     .with_sanitizer(Sanitizer::MetricName)
+///     .with_timeout(Duration::from_secs(5))
+///     .build()?;
+/// assert_eq!(client.tags()["service"], "api");
+/// # Ok::<_, metrics_core::Error>(())
+/// ```
+#[must_use]
+pub struct AppOpticsClientBuilder {
+    token: Option<Secret<String>>,
+    base_url: String,
+    tags: Tags,
+    sanitizer: Sanitizer,
+    timeout: Option<Duration>,
+    options: Option<ClientOptions>,
+    retry: RetryConfig,
+    source_metrics: Vec<String>,
+    env_errors: Vec<String>,
+}
+
+impl fmt::Debug for AppOpticsClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppOpticsClientBuilder")
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("base_url", &self.base_url)
+            .field("tags", &self.tags)
+            .field("sanitizer", &self.sanitizer)
+            .field("timeout", &self.timeout)
+            .field("options", &self.options)
+            .field("retry", &self.retry)
+            .field("source_metrics", &self.source_metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for AppOpticsClientBuilder {
+    fn default() -> Self {
+        Self {
+            token: None,
+            base_url: DEFAULT_BASE_URL.to_owned(),
+            tags: Tags::new(),
+            sanitizer: Sanitizer::NoOp,
+            timeout: None,
+            options: None,
+            retry: RetryConfig::default(),
+            source_metrics: Vec::new(),
+            env_errors: Vec::new(),
+        }
+    }
+}
+
+impl AppOpticsClientBuilder {
+    /// A builder with the defaults: the public API URL, no tags, no sanitizer, 10 s timeout.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the documented environment variables:
+    ///
+    /// | variable | setting |
+    /// |---|---|
+    /// | `APPOPTICS_TOKEN` | the API token (required by [`build`](Self::build)) |
+    /// | `APPOPTICS_BASE_URL` | the API base URL, default `https://api.appoptics.com/v1` |
+    /// | `APPOPTICS_TIMEOUT` | request timeout in seconds (decimals allowed), default 10 |
+    /// | `APPOPTICS_TAGS` | connection tags, `name=value,name=value` |
+    /// | `APPOPTICS_METRICS` | metric names the [`MetricsSource`](metrics_core::MetricsSource) reads, comma-separated |
+    ///
+    /// A malformed value is reported by `build()` as [`Error::Config`].
+    pub fn from_env() -> Self {
+        Self::from_env_with(|name| std::env::var(name).ok())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests and
+    /// for configuration that is not in the process environment).
+    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut builder = Self::new();
+        if let Some(token) = lookup("APPOPTICS_TOKEN") {
+            builder = builder.with_token(token);
+        }
+        if let Some(url) = lookup("APPOPTICS_BASE_URL").filter(|u| !u.trim().is_empty()) {
+            builder = builder.with_base_url(url.trim());
+        }
+        if let Some(timeout) = lookup("APPOPTICS_TIMEOUT").filter(|t| !t.trim().is_empty()) {
+            match timeout.trim().parse::<f64>() {
+                Ok(secs) if secs.is_finite() && secs > 0.0 => {
+                    builder = builder.with_timeout(Duration::from_secs_f64(secs));
+                }
+                _ => builder.env_errors.push(format!(
+                    "APPOPTICS_TIMEOUT `{timeout}` is not a positive number of seconds"
+                )),
+            }
+        }
+        if let Some(tags) = lookup("APPOPTICS_TAGS").filter(|t| !t.trim().is_empty()) {
+            for pair in tags.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match pair.split_once('=') {
+                    Some((name, value)) => {
+                        builder
+                            .tags
+                            .insert(name.trim().to_owned(), value.trim().to_owned());
+                    }
+                    None => builder
+                        .env_errors
+                        .push(format!("APPOPTICS_TAGS entry `{pair}` is not name=value")),
+                }
+            }
+        }
+        if let Some(metrics) = lookup("APPOPTICS_METRICS") {
+            builder.source_metrics.extend(
+                metrics
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned),
+            );
+        }
+        builder
+    }
+
+    /// Sets the API token (sent as the Basic-auth user, with an empty password).
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret::new(token.into()));
+        self
+    }
+
+    /// Sets the base URL, including the API version path (`https://api.appoptics.com/v1`,
+    /// `https://metrics-api.librato.com/v1`, or an emulator's `http://127.0.0.1:PORT/v1`).
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = base_url.into();
+        self
+    }
+
+    /// Sets the connection-level tags, inherited by measurements without their own.
+    pub fn with_tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Adds one connection-level tag.
+    pub fn with_tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(name.into(), value.into());
+        self
+    }
+
+    /// Sets the metric-name sanitizer.
+    pub fn with_sanitizer(mut self, sanitizer: Sanitizer) -> Self {
+        self.sanitizer = sanitizer;
+        self
+    }
+
+    /// Sets the request timeout (default 10 s). Wins over the timeout of
+    /// [`with_client_options`](Self::with_client_options).
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the HTTP options (user agent, pool, TLS, body limit, an injected client). Their
+    /// timeout is used unless [`with_timeout`](Self::with_timeout) is set.
+    pub fn with_client_options(mut self, options: ClientOptions) -> Self {
+        self.options = Some(options);
+        self
+    }
+
+    /// Sets the retry policy. Reads, updates and deletes are retried on connect errors,
+    /// timeouts, 429 and 5xx a bounded number of times; measurement posts never are (see
+    /// [`crate::queue`]).
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The metric names the [`MetricsSource`](metrics_core::MetricsSource) implementation
+    /// reads.
+    pub fn with_source_metrics<I, S>(mut self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.source_metrics
+            .extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Validates the settings and builds the client with its connection pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a missing, empty or non-ASCII token, an invalid base URL,
+    /// invalid connection tags or source metric names, or a malformed environment variable.
+    pub fn build(self) -> Result<AppOpticsClient> {
+        if let Some(problem) = self.env_errors.first() {
+            return Err(Error::config(BACKEND, problem.clone()));
+        }
+        let Some(token) = self.token else {
+            return Err(Error::config(
+                BACKEND,
+                "no API token; set APPOPTICS_TOKEN or call with_token (the token is on the organization settings page)",
+            ));
+        };
+        if token.expose().trim().is_empty() {
+            return Err(Error::config(BACKEND, "the API token is empty"));
+        }
+        if !token.expose().is_ascii() || token.expose().chars().any(|c| c.is_ascii_control()) {
+            return Err(Error::config(
+                BACKEND,
+                "the API token must be printable ASCII (AppOptics tokens are hexadecimal)",
+            ));
+        }
+        crate::validate::tags(&self.tags).map_err(|e| {
+            Error::config(BACKEND, format!("connection tags: {}", inner_message(&e)))
+        })?;
+        let mut source_metrics = Vec::with_capacity(self.source_metrics.len());
+        for name in &self.source_metrics {
+            let name = self.sanitizer.apply(name);
+            crate::validate::metric_name(&name).map_err(|e| {
+                Error::config(BACKEND, format!("source metrics: {}", inner_message(&e)))
+            })?;
+            source_metrics.push(name);
+        }
+
+        let user_options = self.options.is_some();
+        let mut options = self
+            .options
+            .unwrap_or_else(|| ClientOptions::new().with_user_agent(DEFAULT_USER_AGENT));
+        if let Some(timeout) = self.timeout {
+            options = options.with_timeout(timeout);
+        } else if !user_options {
+            options = options.with_timeout(DEFAULT_TIMEOUT);
+        }
+        let http = HttpClient::builder(BACKEND, self.base_url.clone())
+            .with_auth(Auth::Basic {
+                username: token,
+                password: Secret::new(String::new()),
+            })
+            .with_options(&options)
+            .with_retry(self.retry)
+            .with_error_body_parser(parse_error_body)
+            .build()?;
+        let base_path = Url::parse(self.base_url.trim())
+            .map(|url| url.path().trim_end_matches('/').to_owned())
+            .unwrap_or_default();
+        Ok(AppOpticsClient {
+            inner: Arc::new(Inner {
+                http,
+                base_path,
+                inherited: Arc::new(self.tags),
+                sanitizer: self.sanitizer,
+                source_metrics,
+                rate_limits: Arc::new(Mutex::new(RateLimits::default())),
+            }),
+        })
+    }
+}
+
+/// The message of an error without its `appoptics: invalid input:` prefix.
+fn inner_message(error: &Error) -> String {
+    match error {
+        Error::InvalidInput { message, .. } | Error::Config { message, .. } => message.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A client of the AppOptics Metrics API v1. Cheap to clone; clones share one connection
+/// pool.
+///
+/// ```no_run
+/// # async fn run() -> metrics_core::Result<()> {
+/// use appoptics_client::{AppOpticsClient, Measurement, MeasurementsQuery, model::tags};
+/// use std::time::Duration;
+///
+/// let client = AppOpticsClient::builder().with_token("0123456789abcdef").build()?;
+/// client
+///     .submit(Measurement::new("temperature", 80.0).with_tags(tags([("city", "sf")])))
+///     .await?;
+/// let read = client
+///     .get_measurements("temperature", &MeasurementsQuery::last(Duration::from_secs(900)).with_resolution(1))
+///     .await?;
+/// println!("{:?}", read.series);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AppOpticsClient {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) http: HttpClient,
+    base_path: String,
+    /// The connection tags, shared with queued measurements that inherit them.
+    pub(crate) inherited: Arc<Tags>,
+    pub(crate) sanitizer: Sanitizer,
+    pub(crate) source_metrics: Vec<String>,
+    rate_limits: Arc<Mutex<RateLimits>>,
+}
+
+impl fmt::Debug for AppOpticsClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppOpticsClient")
+            .field("http", &self.inner.http)
+            .field("tags", &self.inner.inherited)
+            .field("sanitizer", &self.inner.sanitizer)
+            .field("source_metrics", &self.inner.source_metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppOpticsClient {
+    /// Starts a builder.
+    pub fn builder() -> AppOpticsClientBuilder {
+        AppOpticsClientBuilder::new()
+    }
+
+    /// The connection-level tags.
+    pub fn tags(&self) -> &Tags {
+        &self.inner.inherited
+    }
+
+    /// A client with these connection tags instead (the library's `set_tags`), sharing this
+    /// client's connection pool.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid tag.
+    pub fn with_tags(&self, tags: Tags) -> Result<Self> {
+        crate::validate::tags(&tags)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http: self.inner.http.clone(),
+                base_path: self.inner.base_path.clone(),
+                inherited: Arc::new(tags),
+                sanitizer: self.inner.sanitizer,
+                source_metrics: self.inner.source_metrics.clone(),
+                rate_limits: Arc::clone(&self.inner.rate_limits),
+            }),
+        })
+    }
+
+    /// A client with `tags` merged over its connection tags (the library's `add_tags`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid tag.
+    pub fn with_added_tags(&self, tags: Tags) -> Result<Self> {
+        let mut merged = self.tags().clone();
+        merged.extend(tags);
+        self.with_tags(merged)
+    }
+
+    /// The rate limits the server reported with its last successful response.
+    pub fn rate_limits(&self) -> RateLimits {
+        self.inner
+            .rate_limits
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The metric name after the configured sanitizer.
+    pub fn sanitize(&self, name: &str) -> String {
+        self.inner.sanitizer.apply(name)
+    }
+
+    /// Starts building a batching [`MeasurementQueue`](crate::MeasurementQueue).
+    pub fn queue(&self) -> QueueBuilder {
+        QueueBuilder::new(self.clone())
+    }
+
+    /// A sanitized, validated metric name.
+    pub(crate) fn metric_name(&self, name: &str) -> Result<String> {
+        let name = self.sanitize(name);
+        crate::validate::metric_name(&name)?;
+        Ok(name)
+    }
+
+    /// Sends a request through the pipeline, records the rate limits, and maps what the
+    /// core cannot know about AppOptics: the 403 account rate limit is a
+    /// [`Error::RateLimited`], and a write answered 2xx with `errors` is a failure.
+    pub(crate) async fn execute(&self, request: Request, write: bool) -> Result<Response> {
+        match self.inner.http.send(request).await {
+            Ok(response) => {
+                let limits = RateLimits::from_headers(response.headers());
+                if !limits.is_empty() {
+                    *self
+                        .inner
+                        .rate_limits
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = limits;
+                }
+                if write {
+                    check_success_body(&response)?;
+                }
+                Ok(response)
+            }
+            Err(Error::Forbidden {
+                backend,
+                code: Some(code),
+                message,
+            }) if code == CODE_RATE_LIMITED => Err(Error::RateLimited {
+                backend,
+                retry_after: None,
+                code: Some(code),
+                message,
+            }),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// GET and decode.
+    pub(crate) async fn get_json<T: DeserializeOwned>(&self, request: Request) -> Result<T> {
+        self.execute(request, false).await?.json()
+    }
+
+    /// A write whose answer, when it has a body, is `T`; `None` for 204 or an empty body.
+    pub(crate) async fn write_json<T: DeserializeOwned>(
+        &self,
+        request: Request,
+    ) -> Result<Option<T>> {
+        let response = self.execute(request, true).await?;
+        if response.status() == StatusCode::NO_CONTENT || is_blank(response.body()) {
+            return Ok(None);
+        }
+        response.json().map(Some)
+    }
+
+    /// A write whose answer is not needed.
+    pub(crate) async fn write(&self, request: Request) -> Result<()> {
+        self.execute(request, true).await.map(|_| ())
+    }
+
+    /// Turns a `links[rel=next]` href into a path relative to the base URL. Only the path
+    /// and query are used, so a link can never send the token to another host.
+    pub(crate) fn relative_link(&self, href: &str) -> Result<String> {
+        let path_and_query = if href.starts_with("http://") || href.starts_with("https://") {
+            let url = Url::parse(href).map_err(|e| {
+                Error::decode(
+                    BACKEND,
+                    "links",
+                    format!("the next link `{href}` is not a URL: {e}"),
+                )
+            })?;
+            match url.query() {
+                Some(query) => format!("{}?{query}", url.path()),
+                None => url.path().to_owned(),
+            }
+        } else {
+            href.to_owned()
+        };
+        let base = &self.inner.base_path;
+        let relative = if base.is_empty() {
+            path_and_query.trim_start_matches('/')
+        } else {
+            path_and_query
+                .strip_prefix(base.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .ok_or_else(|| {
+                    Error::decode(
+                        BACKEND,
+                        "links",
+                        format!("the next link `{href}` is outside the API base path `{base}`"),
+                    )
+                })?
+        };
+        Ok(relative.to_owned())
+    }
+
+    // -- metrics ------------------------------------------------------------------------------
+
+    /// One page of metrics (`GET /v1/metrics`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for a page length outside 1..=100; any request error.
+    pub async fn list_metrics(&self, params: &ListParams) -> Result<Page<Metric>> {
+        params.validate()?;
+        self.get_json(params.apply(Request::get("metrics"), None))
+            .await
+    }
+
+    /// Every metric matching `params`, following the pages until `found` is reached.
+    ///
+    /// ```no_run
+    /// # async fn run(client: appoptics_client::AppOpticsClient) -> metrics_core::Result<()> {
+    /// use futures_util::TryStreamExt as _;
+    /// use appoptics_client::pagination::ListParams;
+    ///
+    /// let all: Vec<_> = client.list_all_metrics(ListParams::new().with_name("api")).try_collect().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn list_all_metrics(
+        &self,
+        params: ListParams,
+    ) -> impl Stream<Item = Result<Metric>> + Send + 'static {
+        paginate(self.clone(), "metrics", params)
+    }
+
+    /// A metric's description (`GET /v1/metrics/:name`), gauge or composite.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotFound`] when it does not exist; [`Error::InvalidInput`] for an invalid name.
+    pub async fn get_metric(&self, name: &str) -> Result<Metric> {
+        let name = self.metric_name(name)?;
+        self.get_json(Request::get(format!(
+            "metrics/{}",
+            encode_path_segment(&name)
+        )))
+        .await
+    }
+
+    /// Creates a metric (`PUT /v1/metrics/:name`, type `gauge` unless `spec` says
+    /// otherwise). When it already existed the server updates it instead and the current
+    /// description is read back.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid name; any request error.
+    pub async fn create_metric(&self, name: &str, spec: &MetricSpec) -> Result<Metric> {
+        let name = self.metric_name(name)?;
+        let mut body = serde_json::to_value(spec)
+            .map_err(|e| Error::invalid_input(BACKEND, format!("metric spec: {e}")))?;
+        if let Value::Object(map) = &mut body {
+            map.insert("name".into(), Value::String(name.clone()));
+            map.entry("type")
+                .or_insert_with(|| Value::String(MetricType::Gauge.as_str().to_owned()));
+        }
+        let request = Request::put(format!("metrics/{}", encode_path_segment(&name)))
+            .with_json(BACKEND, &body)?;
+        match self.write_json::<Metric>(request).await? {
+            Some(metric) => Ok(metric),
+            None => self.get_metric(&name).await,
+        }
+    }
+
+    /// Creates a saved composite metric.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_metric`](Self::create_metric); [`Error::InvalidInput`] for an empty
+    /// expression.
+    pub async fn create_composite(
+        &self,
+        name: &str,
+        compose: &str,
+        spec: &MetricSpec,
+    ) -> Result<Metric> {
+        if compose.trim().is_empty() {
+            return Err(Error::invalid_input(
+                BACKEND,
+                "the composite expression is empty",
+            ));
+        }
+        self.create_metric(name, &spec.clone().with_composite(compose))
+            .await
+    }
+
+    /// Updates a metric's properties (`PUT /v1/metrics/:name`); unset fields are left as
+    /// they are.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid name; any request error.
+    pub async fn update_metric(&self, name: &str, spec: &MetricSpec) -> Result<()> {
+        let name = self.metric_name(name)?;
+        let request = Request::put(format!("metrics/{}", encode_path_segment(&name)))
+            .with_json(BACKEND, spec)?;
+        self.write(request).await
+    }
+
+    /// Updates several metrics at once (`PUT /v1/metrics` with `names`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an empty name list; any request error.
+    pub async fn update_metrics(&self, selector: &MetricSelector, spec: &MetricSpec) -> Result<()> {
+        let selector = self.selector(selector)?;
+        let mut body = serde_json::to_value(spec)
+            .map_err(|e| Error::invalid_input(BACKEND, format!("metric spec: {e}")))?;
+        if let Value::Object(map) = &mut body {
+            map.insert(
+                "names".into(),
+                serde_json::to_value(&selector).unwrap_or(Value::Null),
+            );
+        }
+        self.write(Request::put("metrics").with_json(BACKEND, &body)?)
+            .await
+    }
+
+    /// Deletes a metric and all its measurements (`DELETE /v1/metrics/:name`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid name; any request error.
+    pub async fn delete_metric(&self, name: &str) -> Result<()> {
+        let name = self.metric_name(name)?;
+        self.write(Request::delete(format!(
+            "metrics/{}",
+            encode_path_segment(&name)
+        )))
+        .await
+    }
+
+    /// Deletes several metrics (`DELETE /v1/metrics` with `names`: a list or a wildcard
+    /// pattern such as `cpu*.90`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an empty list or an invalid name; any request error.
+    pub async fn delete_metrics(&self, selector: &MetricSelector) -> Result<()> {
+        let selector = self.selector(selector)?;
+        let body = serde_json::json!({ "names": selector });
+        self.write(Request::delete("metrics").with_json(BACKEND, &body)?)
+            .await
+    }
+
+    fn selector(&self, selector: &MetricSelector) -> Result<MetricSelector> {
+        match selector {
+            MetricSelector::Names(names) => {
+                if names.is_empty() {
+                    return Err(Error::invalid_input(BACKEND, "no metric names given"));
+                }
+                names
+                    .iter()
+                    .map(|n| self.metric_name(n))
+                    .collect::<Result<Vec<_>>>()
+                    .map(MetricSelector::Names)
+            }
+            MetricSelector::Pattern(pattern) => {
+                if pattern.trim().is_empty() {
+                    return Err(Error::invalid_input(BACKEND, "the name pattern is empty"));
+                }
+                Ok(MetricSelector::Pattern(pattern.clone()))
+            }
+        }
+    }
+}
+
+fn is_blank(body: &[u8]) -> bool {
+    body.iter().all(u8::is_ascii_whitespace)
+}
+
+/// A 2xx whose body still reports `errors` did not (fully) succeed: the Java and Node
+/// clients treat it as a failure, and so does this one.
+fn check_success_body(response: &Response) -> Result<()> {
+    if is_blank(response.body()) {
+        return Ok(());
+    }
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(response.body()) else {
+        return Ok(());
+    };
+    match object.get("errors") {
+        Some(errors) if errors_present(errors) => Err(Error::Api {
+            backend: BACKEND,
+            status: response.status().as_u16(),
+            code: Some(CODE_PARTIAL_FAILURE.to_owned()),
+            message: format!(
+                "the server accepted the request but reported errors: {}",
+                render_errors(errors)
+            ),
+        }),
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,521 @@
+//! The batching queue: measurements collected locally and submitted in chunks.
+//!
+//! A [`MeasurementQueue`] collects measurements (with or without their own tags), submits
+//! them when asked or automatically once it holds `auto_submit_count` of them, and splits a
+//! submission into chunks of at most `chunk_size` measurements (default 300, at most the API's
+//! 1 000 per request) sent concurrently, at most `max_in_flight` at a time (default 4).
+//!
+//! # Nothing is dropped silently
+//!
+//! * **A failed chunk stays queued.** Every chunk of a submission is held by a guard until
+//!   the server accepts it. A chunk that fails (error status, timeout, broken connection, a
+//!   2xx that reports `errors`) goes back to the front of the queue in its original order,
+//!   and `submit` returns [`Error::Incomplete`] with the number of measurements still
+//!   queued; the next `submit` sends them again. Chunks that were accepted are never sent
+//!   again (the Python library resent them).
+//! * **Cancellation is safe.** If the `submit` future is dropped mid-way (a timeout around
+//!   it, a cancelled task), the guard puts back every chunk whose acceptance was not seen.
+//!   Such a chunk may have reached the server: delivery is at least once, never at most once.
+//! * **Errors that would hit every chunk stop the batch.** After a 401, 403 or 429 no new
+//!   chunk is started (sending more would only fail the same way or deepen the rate limit);
+//!   the unstarted chunks stay queued and count in `unsent`. Other failures (a 5xx, a
+//!   timeout, a 400 on one chunk) do not stop the others.
+//! * **A scope always submits.** [`MeasurementQueue::scope`] runs your code and then submits,
+//!   also when your code failed, as the Python context manager does.
+//! * **Dropping a queue that still holds measurements logs a warning** (`tracing`, level
+//!   WARN) with their count. Take them out with [`MeasurementQueue::drain`] if you mean to
+//!   discard them, for example after a 400 that will not go away.
+//!
+//! Measurement posts are sent without the pipeline's automatic retries (see
+//! [`AppOpticsClient::submit`]): a chunk that failed is resent by the next `submit`, not by
+//! a hidden retry.
+//!
+//! ```no_run
+//! # async fn run(client: appoptics_client::AppOpticsClient) -> metrics_core::Result<()> {
+//! use appoptics_client::model::tags;
+//!
+//! let queue = client
+//!     .queue()
+//!     .with_tags(tags([("service", "api")]))
+//!     .with_auto_submit_count(5_000)
+//!     .build()?;
+//! queue
+//!     .scope(async |q| -> metrics_core::Result<()> {
+//!         q.add("temperature", 22.1).await?;                                      // queue + client tags
+//!         q.add_tagged("temperature", 23.1, tags([("location", "upstairs")])).await?; // own tags only
+//!         Ok(())
+//!     })
+//!     .await?;
+//! assert!(queue.is_empty());
+//! # Ok(()) }
+//! ```
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use futures_util::StreamExt as _;
+use metrics_core::{Error, Result};
+
+use crate::BACKEND;
+use crate::aggregator::MeasurementAggregator;
+use crate::client::AppOpticsClient;
+use crate::model::{Measurement, Tags, into_chunks};
+use crate::validate::MAX_MEASUREMENTS_PER_REQUEST;
+
+/// The chunk size unless set: 300 measurements per request, as the Python library.
+pub const DEFAULT_CHUNK_SIZE: usize = 300;
+/// Chunks in flight at once unless set.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Builds a [`MeasurementQueue`]; start with [`AppOpticsClient::queue`].
+#[must_use]
+pub struct QueueBuilder {
+    client: AppOpticsClient,
+    tags: Tags,
+    auto_submit_count: Option<usize>,
+    chunk_size: usize,
+    max_in_flight: usize,
+}
+
+impl fmt::Debug for QueueBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("QueueBuilder")
+            .field("tags", &self.tags)
+            .field("auto_submit_count", &self.auto_submit_count)
+            .field("chunk_size", &self.chunk_size)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl QueueBuilder {
+    pub(crate) fn new(client: AppOpticsClient) -> Self {
+        Self {
+            client,
+            tags: Tags::new(),
+            auto_submit_count: None,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
+    /// Queue-level tags, laid over the connection's for measurements that inherit.
+    pub fn with_tags(mut self, tags: Tags) -> Self {
+        self.tags = tags;
+        self
+    }
+
+    /// Adds one queue-level tag.
+    pub fn with_tag(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.tags.insert(name.into(), value.into());
+        self
+    }
+
+    /// Submits automatically once the queue holds `count` measurements.
+    pub fn with_auto_submit_count(mut self, count: usize) -> Self {
+        self.auto_submit_count = Some(count);
+        self
+    }
+
+    /// Measurements per request, 1 to 1 000.
+    pub fn with_chunk_size(mut self, size: usize) -> Self {
+        self.chunk_size = size;
+        self
+    }
+
+    /// Chunks sent at the same time, at least 1.
+    pub fn with_max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max;
+        self
+    }
+
+    /// Builds the queue.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a chunk size outside 1..=1000, no concurrency, an auto-submit
+    /// count of 0, or invalid tags.
+    pub fn build(self) -> Result<MeasurementQueue> {
+        if self.chunk_size == 0 || self.chunk_size > MAX_MEASUREMENTS_PER_REQUEST {
+            return Err(Error::config(
+                BACKEND,
+                format!(
+                    "chunk size {} is out of range; it must be 1 to {MAX_MEASUREMENTS_PER_REQUEST}, the API's limit per request",
+                    self.chunk_size
+                ),
+            ));
+        }
+        if self.max_in_flight == 0 {
+            return Err(Error::config(BACKEND, "max_in_flight must be at least 1"));
+        }
+        if self.auto_submit_count == Some(0) {
+            return Err(Error::config(
+                BACKEND,
+                "auto_submit_count must be at least 1",
+            ));
+        }
+        crate::validate::tags(&self.tags)
+            .map_err(|e| Error::config(BACKEND, format!("queue tags: {e}")))?;
+        let inherited = merged(self.client.tags(), &self.tags);
+        Ok(MeasurementQueue {
+            client: self.client,
+            tags: self.tags,
+            inherited,
+            auto_submit_count: self.auto_submit_count,
+            chunk_size: self.chunk_size,
+            max_in_flight: self.max_in_flight,
+            pending: Mutex::new(VecDeque::new()),
+        })
+    }
+}
+
+fn merged(connection: &Tags, queue: &Tags) -> Arc<Tags> {
+    let mut tags = connection.clone();
+    tags.extend(queue.iter().map(|(k, v)| (k.clone(), v.clone())));
+    Arc::new(tags)
+}
+
+/// What a successful [`MeasurementQueue::submit`] sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SubmitReport {
+    /// Measurements accepted by the server.
+    pub measurements: usize,
+    /// Requests sent.
+    pub requests: usize,
+}
+
+/// A batching queue of measurements. See the [module documentation](self) for how it
+/// guarantees that nothing is lost silently.
+///
+/// `add*` and `submit` take `&self`: share the queue between tasks with an `Arc`.
+pub struct MeasurementQueue {
+    client: AppOpticsClient,
+    tags: Tags,
+    /// Connection tags with the queue's laid over them, shared by every measurement that
+    /// inherits them (one map for a million queued measurements).
+    inherited: Arc<Tags>,
+    auto_submit_count: Option<usize>,
+    chunk_size: usize,
+    max_in_flight: usize,
+    pending: Mutex<VecDeque<Measurement>>,
+}
+
+impl fmt::Debug for MeasurementQueue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MeasurementQueue")
+            .field("tags", &self.tags)
+            .field("queued", &self.len())
+            .field("auto_submit_count", &self.auto_submit_count)
+            .field("chunk_size", &self.chunk_size)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MeasurementQueue {
+    /// The queue-level tags (without the connection's).
+    pub fn tags(&self) -> &Tags {
+        &self.tags
+    }
+
+    /// Replaces the queue-level tags. Measurements already queued keep theirs.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid tag.
+    pub fn set_tags(&mut self, tags: Tags) -> Result<()> {
+        crate::validate::tags(&tags)?;
+        self.inherited = merged(self.client.tags(), &tags);
+        self.tags = tags;
+        Ok(())
+    }
+
+    /// Merges `tags` over the queue-level tags.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid tag.
+    pub fn add_tags(&mut self, tags: Tags) -> Result<()> {
+        let mut all = self.tags.clone();
+        all.extend(tags);
+        self.set_tags(all)
+    }
+
+    /// Measurements waiting to be submitted.
+    pub fn len(&self) -> usize {
+        lock(&self.pending).len()
+    }
+
+    /// Whether nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        lock(&self.pending).is_empty()
+    }
+
+    /// How many requests the waiting measurements make.
+    pub fn chunk_count(&self) -> usize {
+        self.len().div_ceil(self.chunk_size)
+    }
+
+    /// The chunk size.
+    pub fn chunk_size(&self) -> usize {
+        self.chunk_size
+    }
+
+    /// A copy of the waiting measurements, with their resolved tags, oldest first.
+    pub fn pending(&self) -> Vec<Measurement> {
+        lock(&self.pending).iter().cloned().collect()
+    }
+
+    /// Takes every waiting measurement out of the queue (to discard, log or store them).
+    pub fn drain(&self) -> Vec<Measurement> {
+        lock(&self.pending).drain(..).collect()
+    }
+
+    /// Queues a value with the queue's and the connection's tags.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid name or value or when no tags are set
+    /// anywhere; the measurement is not queued. When the add triggers an automatic submit,
+    /// that submit's error ([`Error::Incomplete`]); the measurement is then queued.
+    pub async fn add(&self, name: impl Into<String>, value: f64) -> Result<()> {
+        self.add_measurement(Measurement::new(name, value)).await
+    }
+
+    /// Queues a value with only its own tags (the library's `add_tagged` with tags).
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add).
+    pub async fn add_tagged(&self, name: impl Into<String>, value: f64, tags: Tags) -> Result<()> {
+        self.add_measurement(Measurement::new(name, value).with_tags(tags))
+            .await
+    }
+
+    /// Queues a measurement. Its tags are resolved now: its own alone; or, when it has none
+    /// or sets `inherit_tags`, connection tags overlaid by queue tags overlaid by its own.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add).
+    pub async fn add_measurement(&self, measurement: Measurement) -> Result<()> {
+        let measurement = self.client.prepare(measurement, &self.inherited)?;
+        let queued = {
+            let mut pending = lock(&self.pending);
+            pending.push_back(measurement);
+            pending.len()
+        };
+        match self.auto_submit_count {
+            Some(count) if queued >= count => self.submit().await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Queues an aggregator's summaries (with its tags and floored time, or else the
+    /// queue's tags) and clears it.
+    ///
+    /// # Errors
+    ///
+    /// As [`add`](Self::add); on a validation error nothing is queued and the aggregator is
+    /// left as it was.
+    pub async fn add_aggregator(&self, aggregator: &mut MeasurementAggregator) -> Result<()> {
+        let measurements = aggregator
+            .to_measurements()
+            .into_iter()
+            .map(|m| self.client.prepare(m, &self.inherited))
+            .collect::<Result<Vec<_>>>()?;
+        aggregator.clear();
+        let queued = {
+            let mut pending = lock(&self.pending);
+            pending.extend(measurements);
+            pending.len()
+        };
+        match self.auto_submit_count {
+            Some(count) if queued >= count => self.submit().await.map(|_| ()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Submits everything queued, in chunks of at most `chunk_size`, at most `max_in_flight`
+    /// at a time. An empty queue sends nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Incomplete`] when some chunks were not accepted: `unsent` is how many
+    /// measurements went back into the queue, `source` the first failure (the one that
+    /// stopped the batch, if one did).
+    pub async fn submit(&self) -> Result<SubmitReport> {
+        let batch: VecDeque<Measurement> = std::mem::take(&mut *lock(&self.pending));
+        if batch.is_empty() {
+            return Ok(SubmitReport::default());
+        }
+        let chunks = into_chunks(batch, self.chunk_size);
+        let mut guard = Unacknowledged {
+            pending: &self.pending,
+            acked: vec![false; chunks.len()],
+            chunks,
+        };
+        let stop = AtomicBool::new(false);
+        let mut report = SubmitReport::default();
+        let mut first_error: Option<Error> = None;
+        let mut stopping_error: Option<Error> = None;
+        {
+            let chunks = &guard.chunks;
+            let client = &self.client;
+            let stop = &stop;
+            let mut outcomes = futures_util::stream::iter(0..chunks.len())
+                .map(|index| async move {
+                    if stop.load(Ordering::Relaxed) {
+                        return (index, None);
+                    }
+                    let result = client.post_measurements(&chunks[index]).await;
+                    if result.as_ref().is_err_and(stops_batch) {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    (index, Some(result))
+                })
+                .buffer_unordered(self.max_in_flight);
+            while let Some((index, outcome)) = outcomes.next().await {
+                match outcome {
+                    None => {}
+                    Some(Ok(())) => {
+                        guard.acked[index] = true;
+                        report.requests += 1;
+                        report.measurements += chunks[index].len();
+                    }
+                    Some(Err(error)) => {
+                        report.requests += 1;
+                        tracing::warn!(
+                            backend = BACKEND,
+                            chunk = index,
+                            measurements = chunks[index].len(),
+                            error = %error,
+                            "a measurement chunk was not accepted; it stays queued"
+                        );
+                        if stops_batch(&error) {
+                            stopping_error.get_or_insert(error);
+                        } else {
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                }
+            }
+        }
+        let unsent = guard.unacknowledged();
+        drop(guard);
+        match stopping_error.or(first_error) {
+            None => Ok(report),
+            Some(source) => Err(Error::Incomplete {
+                backend: BACKEND,
+                unsent,
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    /// Runs `body` with the queue, then submits what is queued — also when `body` failed,
+    /// as the Python library's context manager does.
+    ///
+    /// Returns `body`'s error if it failed (a failed submit is then logged, and its
+    /// measurements stay queued); otherwise the submit's error, if any.
+    ///
+    /// # Errors
+    ///
+    /// `body`'s error, or the submit's [`Error::Incomplete`].
+    pub async fn scope<T, E>(
+        &self,
+        body: impl AsyncFnOnce(&Self) -> std::result::Result<T, E>,
+    ) -> std::result::Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let outcome = body(self).await;
+        let submitted = self.submit().await;
+        match (outcome, submitted) {
+            (Ok(value), Ok(_)) => Ok(value),
+            (Ok(_), Err(error)) => Err(error.into()),
+            (Err(error), Ok(_)) => Err(error),
+            (Err(error), Err(submit_error)) => {
+                tracing::warn!(
+                    backend = BACKEND,
+                    error = %submit_error,
+                    "the queue's final submit failed after the scope failed; the measurements stay queued"
+                );
+                Err(error)
+            }
+        }
+    }
+}
+
+impl Drop for MeasurementQueue {
+    fn drop(&mut self) {
+        let unsent = self
+            .pending
+            .get_mut()
+            .map_or_else(|poisoned| poisoned.into_inner().len(), |p| p.len());
+        if unsent > 0 {
+            tracing::warn!(
+                backend = BACKEND,
+                unsent,
+                "a MeasurementQueue was dropped with unsent measurements; call submit() or use scope(), or drain() them to discard on purpose"
+            );
+        }
+    }
+}
+
+/// Errors that every other chunk of the batch would get too.
+fn stops_batch(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Unauthenticated { .. }
+            | Error::Forbidden { .. }
+            | Error::RateLimited { .. }
+            | Error::Config { .. }
+            | Error::Tls { .. }
+    )
+}
+
+/// The chunks of a submission until the server accepts them. Whatever is not acknowledged
+/// when this is dropped — failed, never started, or in flight when the submit future was
+/// cancelled — goes back to the front of the queue in its original order.
+struct Unacknowledged<'q> {
+    pending: &'q Mutex<VecDeque<Measurement>>,
+    chunks: Vec<Vec<Measurement>>,
+    acked: Vec<bool>,
+}
+
+impl Unacknowledged<'_> {
+    fn unacknowledged(&self) -> usize {
+        self.chunks
+            .iter()
+            .zip(&self.acked)
+            .filter(|(_, acked)| !**acked)
+            .map(|(chunk, _)| chunk.len())
+            .sum()
+    }
+}
+
+impl Drop for Unacknowledged<'_> {
+    fn drop(&mut self) {
+        let mut restore = Vec::new();
+        for (chunk, acked) in self.chunks.drain(..).zip(self.acked.iter()) {
+            if !acked {
+                restore.extend(chunk);
+            }
+        }
+        if restore.is_empty() {
+            return;
+        }
+        let mut pending = lock(self.pending);
+        // Measurements added while the submit ran stay behind the restored ones.
+        for measurement in restore.into_iter().rev() {
+            pending.push_front(measurement);
+        }
+    }
+}
