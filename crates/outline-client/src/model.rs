@@ -1,0 +1,1074 @@
+//! The Outline management API's wire types, as the real server sends them.
+//!
+//! Where the upstream OpenAPI file and the server disagree, these follow the server: byte
+//! counts are `u64` (they exceed 2³²), ids are strings, the experimental metrics are floats
+//! with nullable timestamps, `asn`, `asOrg` and `accessKeyId`, and fields the spec omits
+//! (`version`, `accessKeyDataLimit`, `dataLimit`, …) are here. Unknown fields are ignored so
+//! a newer server does not break this client.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+
+use metrics_core::{Error, Result};
+
+use crate::BACKEND;
+
+/// A data limit: `{"bytes": N}`. Always sent wrapped as `{"limit": {"bytes": N}}` — a body
+/// without the `limit` wrapper makes the server answer 204 and silently *remove* the limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DataLimit {
+    /// The limit in bytes over the rolling 30-day window; 0 cuts the key off.
+    pub bytes: u64,
+}
+
+/// `GET /server`: the server's settings.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct Server {
+    /// The display name (`"Outline Server"` by default).
+    pub name: String,
+    /// A UUID identifying the server.
+    pub server_id: String,
+    /// Whether the operator opted in to sharing anonymous usage metrics with Jigsaw. It does
+    /// not gate the local metrics endpoints.
+    #[serde(default)]
+    pub metrics_enabled: bool,
+    /// When the server was installed, in Unix milliseconds.
+    pub created_timestamp_ms: u64,
+    /// The server version (`"1.12.3"`; `"dev"` on unstamped builds). Absent on very old
+    /// servers.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// The default data limit for keys without their own; absent when none is set.
+    #[serde(default)]
+    pub access_key_data_limit: Option<DataLimit>,
+    /// The port new access keys get.
+    #[serde(default)]
+    pub port_for_new_access_keys: Option<u16>,
+    /// The host name or IP address put into new keys' access URLs.
+    #[serde(default)]
+    pub hostname_for_access_keys: Option<String>,
+}
+
+impl Server {
+    /// [`Server::created_timestamp_ms`] as a date.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        i64::try_from(self.created_timestamp_ms)
+            .ok()
+            .and_then(DateTime::from_timestamp_millis)
+    }
+
+    /// Whether this server version has `GET /experimental/server/metrics` in the shape this
+    /// client reads (1.12.0 and later, and unstamped `dev` builds). `None` when the version
+    /// is absent or not a version number; then just try, and treat
+    /// [`Error::Unsupported`] as "no".
+    pub fn supports_server_metrics(&self) -> Option<bool> {
+        let version = self.version.as_deref()?.trim();
+        if version == "dev" {
+            return Some(true);
+        }
+        let core = version.split(['-', '+']).next().unwrap_or_default();
+        let mut parts = core.split('.').map(str::parse::<u64>);
+        let major = parts.next()?.ok()?;
+        let minor = parts.next().unwrap_or(Ok(0)).ok()?;
+        Some((major, minor) >= (1, 12))
+    }
+}
+
+/// An access key: one set of Shadowsocks credentials.
+///
+/// `Debug` hides `password` and `access_url`, which let anyone use the key.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AccessKey {
+    /// The id: a counter decimal (`"0"`, `"1"`, …) for keys the server numbered, any
+    /// string for keys created with [`AccessKeys::create_with_id`](crate::AccessKeys::create_with_id).
+    pub id: String,
+    /// The display name (`""` by default).
+    #[serde(default)]
+    pub name: String,
+    /// The Shadowsocks password.
+    pub password: String,
+    /// The Shadowsocks port.
+    pub port: u16,
+    /// The cipher, normally one of [`Cipher`]'s names.
+    pub method: String,
+    /// The key's own data limit; `None` when it has none (the server default, if any,
+    /// applies then and is not copied here).
+    #[serde(default)]
+    pub data_limit: Option<DataLimit>,
+    /// The `ss://` URL a client app imports.
+    pub access_url: String,
+}
+
+impl AccessKey {
+    /// The cipher, if it is one this client knows.
+    pub fn cipher(&self) -> Option<Cipher> {
+        self.method.parse().ok()
+    }
+}
+
+impl fmt::Debug for AccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AccessKey")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password", &"***")
+            .field("port", &self.port)
+            .field("method", &self.method)
+            .field("data_limit", &self.data_limit)
+            .field("access_url", &"ss://***")
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AccessKeyList {
+    pub(crate) access_keys: Vec<AccessKey>,
+}
+
+/// A Shadowsocks cipher the server accepts for new keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Cipher {
+    /// `chacha20-ietf-poly1305`, the server's default.
+    Chacha20IetfPoly1305,
+    /// `aes-256-gcm`.
+    Aes256Gcm,
+    /// `aes-192-gcm`.
+    Aes192Gcm,
+    /// `aes-128-gcm`.
+    Aes128Gcm,
+}
+
+impl Cipher {
+    /// The name the API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chacha20IetfPoly1305 => "chacha20-ietf-poly1305",
+            Self::Aes256Gcm => "aes-256-gcm",
+            Self::Aes192Gcm => "aes-192-gcm",
+            Self::Aes128Gcm => "aes-128-gcm",
+        }
+    }
+}
+
+impl fmt::Display for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Cipher {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self> {
+        match text {
+            "chacha20-ietf-poly1305" => Ok(Self::Chacha20IetfPoly1305),
+            "aes-256-gcm" => Ok(Self::Aes256Gcm),
+            "aes-192-gcm" => Ok(Self::Aes192Gcm),
+            "aes-128-gcm" => Ok(Self::Aes128Gcm),
+            other => Err(Error::invalid_input(
+                BACKEND,
+                format!(
+                    "cipher `{other}` is not one the server accepts (chacha20-ietf-poly1305, aes-256-gcm, aes-192-gcm, aes-128-gcm)"
+                ),
+            )),
+        }
+    }
+}
+
+impl Serialize for Cipher {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+/// The optional settings of a new access key. Everything left unset gets the server's
+/// default: an empty name, `chacha20-ietf-poly1305`, a random password, the port for new
+/// keys, no own data limit.
+///
+/// ```
+/// use outline_client::{Cipher, NewAccessKey};
+///
+/// let key = NewAccessKey::new()
+///     .with_name("Alice")
+///     .with_method(Cipher::Aes192Gcm)
+///     .with_data_limit(10_000);
+/// assert_eq!(
+///     serde_json::to_string(&key).unwrap(),
+///     r#"{"name":"Alice","method":"aes-192-gcm","limit":{"bytes":10000}}"#
+/// );
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
+#[must_use]
+pub struct NewAccessKey {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    method: Option<Cipher>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    password: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    port: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<DataLimit>,
+}
+
+impl fmt::Debug for NewAccessKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewAccessKey")
+            .field("name", &self.name)
+            .field("method", &self.method)
+            .field("password", &self.password.as_ref().map(|_| "***"))
+            .field("port", &self.port)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+impl NewAccessKey {
+    /// A key with every setting left to the server.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the display name.
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the cipher.
+    pub fn with_method(mut self, method: Cipher) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Sets the password; it must differ from every other key's.
+    pub fn with_password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Sets the port (1–65535).
+    pub fn with_port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Gives the key its own data limit in bytes (0 cuts it off).
+    pub fn with_data_limit(mut self, bytes: u64) -> Self {
+        self.limit = Some(DataLimit { bytes });
+        self
+    }
+
+    /// Checks what the server would reject, before sending.
+    pub(crate) fn validate(&self) -> Result<()> {
+        if self.port == Some(0) {
+            return Err(Error::invalid_input(
+                BACKEND,
+                "port 0 is invalid: use 1 to 65535",
+            ));
+        }
+        if self.password.as_deref() == Some("") {
+            return Err(Error::invalid_input(
+                BACKEND,
+                "the password must not be empty (leave it unset for a random one)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `GET /metrics/transfer`: bytes each access key transferred **from the server** over the
+/// last 30 days (a fixed, rolling window; no parameters).
+///
+/// Keys with no traffic are absent (read them as 0); keys that were deleted but still have
+/// traffic in the window are present. Ids are strings, including non-numeric ones and `""`
+/// for unlabelled traffic.
+///
+/// Decoded by a purpose-built visitor into one string buffer for all ids plus one
+/// `(end, bytes)` pair per key, in the server's order: a 100 000-key response needs two
+/// allocations that grow, not one per key.
+///
+/// ```
+/// use outline_client::TransferMetrics;
+///
+/// let body = r#"{"0":76609,"alpha-key":365474,"10":5958113497}"#;
+/// let transfer: TransferMetrics = serde_json::from_str(body).unwrap();
+/// assert_eq!(transfer.len(), 3);
+/// assert_eq!(transfer.get("alpha-key"), Some(365_474));
+/// assert_eq!(transfer.bytes("never-used"), 0);
+/// assert_eq!(transfer.total(), 76_609 + 365_474 + 5_958_113_497);
+/// assert_eq!(transfer.iter().next(), Some(("0", 76_609)));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct TransferMetrics {
+    ids: String,
+    /// Per key: where its id ends in `ids`, and its byte count.
+    entries: Vec<(usize, u64)>,
+}
+
+impl TransferMetrics {
+    /// How many keys had traffic.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no key had traffic.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// `(key id, bytes)` in the order the server sent them.
+    pub fn iter(&self) -> TransferIter<'_> {
+        TransferIter {
+            metrics: self,
+            index: 0,
+            start: 0,
+        }
+    }
+
+    /// The bytes of key `id`, or `None` when it had no traffic. A linear scan: for many
+    /// lookups, build a map once with [`TransferMetrics::to_map`].
+    pub fn get(&self, id: &str) -> Option<u64> {
+        self.iter()
+            .find(|(key, _)| *key == id)
+            .map(|(_, bytes)| bytes)
+    }
+
+    /// The bytes of key `id`, 0 when it had no traffic.
+    pub fn bytes(&self, id: &str) -> u64 {
+        self.get(id).unwrap_or(0)
+    }
+
+    /// The sum over all keys.
+    pub fn total(&self) -> u64 {
+        self.entries
+            .iter()
+            .fold(0u64, |sum, (_, bytes)| sum.saturating_add(*bytes))
+    }
+
+    /// The same data as a sorted map.
+    pub fn to_map(&self) -> BTreeMap<String, u64> {
+        self.iter()
+            .map(|(id, bytes)| (id.to_owned(), bytes))
+            .collect()
+    }
+
+    fn push(&mut self, id: &str, bytes: u64) {
+        self.ids.push_str(id);
+        self.entries.push((self.ids.len(), bytes));
+    }
+}
+
+impl fmt::Debug for TransferMetrics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<(S, u64)> for TransferMetrics {
+    fn from_iter<I: IntoIterator<Item = (S, u64)>>(iter: I) -> Self {
+        let mut metrics = Self::default();
+        for (id, bytes) in iter {
+            metrics.push(id.as_ref(), bytes);
+        }
+        metrics
+    }
+}
+
+impl<'a> IntoIterator for &'a TransferMetrics {
+    type Item = (&'a str, u64);
+    type IntoIter = TransferIter<'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+/// The iterator of [`TransferMetrics::iter`].
+#[derive(Clone, Debug)]
+pub struct TransferIter<'a> {
+    metrics: &'a TransferMetrics,
+    index: usize,
+    start: usize,
+}
+
+impl<'a> Iterator for TransferIter<'a> {
+    type Item = (&'a str, u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (end, bytes) = *self.metrics.entries.get(self.index)?;
+        let id = self.metrics.ids.get(self.start..end).unwrap_or_default();
+        self.index += 1;
+        self.start = end;
+        Some((id, bytes))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.metrics.entries.len() - self.index;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for TransferIter<'_> {}
+
+impl Serialize for TransferMetrics {
+    fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.len()))?;
+        for (id, bytes) in self {
+            map.serialize_entry(id, &bytes)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TransferMetrics {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_map(TransferVisitor)
+    }
+}
+
+struct TransferVisitor;
+
+impl<'de> Visitor<'de> for TransferVisitor {
+    type Value = TransferMetrics;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object of access key ids to byte counts")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut metrics = TransferMetrics::default();
+        if let Some(hint) = map.size_hint() {
+            metrics.entries.reserve(hint);
+        }
+        while map.next_key_seed(AppendId(&mut metrics.ids))?.is_some() {
+            let bytes = map.next_value_seed(ByteCount)?;
+            metrics.entries.push((metrics.ids.len(), bytes));
+        }
+        Ok(metrics)
+    }
+}
+
+/// Deserializes a map key straight into the shared id buffer, without a `String` per key.
+struct AppendId<'a>(&'a mut String);
+
+impl<'de> DeserializeSeed<'de> for AppendId<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<(), D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AppendId<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an access key id")
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> std::result::Result<(), E> {
+        self.0.push_str(id);
+        Ok(())
+    }
+}
+
+/// A byte count: a non-negative integer. The server `Math.round`s, but an integral float
+/// (`1.0`, `1e3`) is accepted too rather than failing a whole response over its spelling.
+struct ByteCount;
+
+impl<'de> DeserializeSeed<'de> for ByteCount {
+    type Value = u64;
+
+    fn deserialize<D: Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> std::result::Result<u64, D::Error> {
+        deserializer.deserialize_u64(self)
+    }
+}
+
+impl Visitor<'_> for ByteCount {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a non-negative integer byte count")
+    }
+
+    fn visit_u64<E: de::Error>(self, value: u64) -> std::result::Result<u64, E> {
+        Ok(value)
+    }
+
+    fn visit_i64<E: de::Error>(self, value: i64) -> std::result::Result<u64, E> {
+        u64::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> std::result::Result<u64, E> {
+        // 2^64 as f64; anything at or above it does not fit.
+        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
+        if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < LIMIT {
+            #[allow(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "checked above: integral, non-negative and below 2^64"
+            )]
+            return Ok(value as u64);
+        }
+        Err(E::invalid_value(de::Unexpected::Float(value), &self))
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TransferResponse {
+    #[serde(rename = "bytesTransferredByUserId")]
+    pub(crate) bytes_transferred_by_user_id: TransferMetrics,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct MetricsEnabled {
+    pub(crate) metrics_enabled: bool,
+}
+
+#[derive(Serialize)]
+pub(crate) struct NameBody<'a> {
+    pub(crate) name: &'a str,
+}
+
+#[derive(Serialize)]
+pub(crate) struct HostnameBody<'a> {
+    pub(crate) hostname: &'a str,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PortBody {
+    pub(crate) port: u16,
+}
+
+/// The only data-limit body the server reads; see [`DataLimit`].
+#[derive(Serialize)]
+pub(crate) struct LimitBody {
+    pub(crate) limit: DataLimit,
+}
+
+/// How far back `GET /experimental/server/metrics` looks: its `since` parameter.
+///
+/// The server reads `since` as a number and a unit — `s`, `h`, `d` or `w`; **no minutes and
+/// no timestamps** (`1m` and ISO dates are a 400) — and fails with a bare 500 for ranges of
+/// zero or longer than 3 299 700 s (≈ 38.2 days, Prometheus' 11 000-point limit at its
+/// 300 s step). `Since` holds whole seconds in `1..=3_299_700`, checked when it is made, and
+/// is sent in the largest unit that divides it exactly (`30d`, `1w`, `2h`, `90s`), so that
+/// the common `30d` shares the server's 5-minute query cache with Outline Manager.
+///
+/// ```
+/// use std::time::Duration;
+/// use outline_client::Since;
+///
+/// assert_eq!(Since::days(30)?.to_string(), "30d");
+/// assert_eq!(Since::hours(168)?.to_string(), "1w");
+/// assert_eq!(Since::from_duration(Duration::from_secs(90))?.to_string(), "90s");
+/// assert_eq!("1.5h".parse::<Since>()?.as_secs(), 5400);
+/// assert!(Since::days(39).is_err());
+/// assert!("1m".parse::<Since>().is_err());
+/// assert_eq!(Since::default(), Since::days(30)?);
+/// # Ok::<_, metrics_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Since {
+    seconds: u32,
+}
+
+impl Since {
+    /// The longest range the server answers: 300 s × 10 999 points = 3 299 700 s.
+    pub const MAX_SECONDS: u64 = 3_299_700;
+
+    /// The longest range the server answers.
+    pub const MAX: Self = Self { seconds: 3_299_700 };
+
+    /// `seconds` back from now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] unless `1 <= seconds <= 3_299_700`.
+    pub fn from_secs(seconds: u64) -> Result<Self> {
+        if seconds == 0 || seconds > Self::MAX_SECONDS {
+            return Err(Error::invalid_input(
+                BACKEND,
+                format!(
+                    "the server metrics range must be between 1 s and {} s (about 38.2 days); got {seconds} s",
+                    Self::MAX_SECONDS
+                ),
+            ));
+        }
+        let seconds = u32::try_from(seconds)
+            .map_err(|_| Error::invalid_input(BACKEND, "the server metrics range is too long"))?;
+        Ok(Self { seconds })
+    }
+
+    /// A whole-second duration back from now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for fractions of a second or a range out of bounds.
+    pub fn from_duration(duration: Duration) -> Result<Self> {
+        if duration.subsec_nanos() != 0 {
+            return Err(Error::invalid_input(
+                BACKEND,
+                "the server metrics range must be a whole number of seconds",
+            ));
+        }
+        Self::from_secs(duration.as_secs())
+    }
+
+    /// `hours` hours back.
+    ///
+    /// # Errors
+    ///
+    /// As [`Since::from_secs`].
+    pub fn hours(hours: u64) -> Result<Self> {
+        Self::from_secs(hours.saturating_mul(3600))
+    }
+
+    /// `days` days back (at most 38).
+    ///
+    /// # Errors
+    ///
+    /// As [`Since::from_secs`].
+    pub fn days(days: u64) -> Result<Self> {
+        Self::from_secs(days.saturating_mul(86_400))
+    }
+
+    /// `weeks` weeks back (at most 5).
+    ///
+    /// # Errors
+    ///
+    /// As [`Since::from_secs`].
+    pub fn weeks(weeks: u64) -> Result<Self> {
+        Self::from_secs(weeks.saturating_mul(604_800))
+    }
+
+    /// The range in seconds.
+    pub fn as_secs(self) -> u64 {
+        u64::from(self.seconds)
+    }
+
+    /// The range as a duration.
+    pub fn as_duration(self) -> Duration {
+        Duration::from_secs(self.as_secs())
+    }
+}
+
+impl Default for Since {
+    /// 30 days, what Outline Manager asks for.
+    fn default() -> Self {
+        Self {
+            seconds: 30 * 86_400,
+        }
+    }
+}
+
+impl fmt::Display for Since {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seconds = self.seconds;
+        for (unit, size) in [('w', 604_800), ('d', 86_400), ('h', 3600)] {
+            if seconds % size == 0 {
+                return write!(f, "{}{unit}", seconds / size);
+            }
+        }
+        write!(f, "{seconds}s")
+    }
+}
+
+impl FromStr for Since {
+    type Err = Error;
+
+    /// Parses the server's own grammar, `^[0-9]+(\.[0-9]+)?[shdw]$`, to a whole number of
+    /// seconds within bounds.
+    fn from_str(text: &str) -> Result<Self> {
+        let invalid = || {
+            Error::invalid_input(
+                BACKEND,
+                format!(
+                    "`{text}` is not a server metrics range: use a number and s, h, d or w (`3600s`, `1.5h`, `30d`, `2w`); minutes and dates are not accepted"
+                ),
+            )
+        };
+        let Some(unit) = text.chars().last() else {
+            return Err(invalid());
+        };
+        let unit_seconds: u64 = match unit {
+            's' => 1,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 604_800,
+            _ => return Err(invalid()),
+        };
+        let number = &text[..text.len() - 1];
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+        if !digits(whole) || (number.contains('.') && !digits(fraction)) {
+            return Err(invalid());
+        }
+        // Exact arithmetic in parts per 10^9: a fraction finer than that cannot give a
+        // whole number of seconds with these units anyway.
+        if fraction.len() > 9 {
+            return Err(invalid());
+        }
+        let whole: u64 = whole.parse().map_err(|_| invalid())?;
+        let scale = 10u64.pow(u32::try_from(fraction.len()).unwrap_or(0));
+        let fraction: u64 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().map_err(|_| invalid())?
+        };
+        let nanos_per_unit = u128::from(unit_seconds) * 1_000_000_000;
+        let total_nanos = u128::from(whole) * nanos_per_unit
+            + u128::from(fraction) * nanos_per_unit / u128::from(scale);
+        if total_nanos % 1_000_000_000 != 0 {
+            return Err(Error::invalid_input(
+                BACKEND,
+                format!("`{text}` is not a whole number of seconds"),
+            ));
+        }
+        let seconds = u64::try_from(total_nanos / 1_000_000_000).unwrap_or(u64::MAX);
+        Self::from_secs(seconds)
+    }
+}
+
+/// `GET /experimental/server/metrics`: aggregates over the `since` window (not time series).
+///
+/// Every quantity is a float (Prometheus `increase()` extrapolates), timestamps are
+/// fractional Unix seconds or `null`, and `accessKeys` lists only keys with traffic in the
+/// window — see the field docs. Data can be up to 5 minutes old (the server caches each
+/// query for 300 s).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ServerMetrics {
+    /// Server-wide totals.
+    pub server: ServerTotals,
+    /// Per access key, only keys with data in the window; order unspecified.
+    #[serde(default)]
+    pub access_keys: Vec<AccessKeyMetrics>,
+}
+
+/// The `server` part of [`ServerMetrics`].
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ServerTotals {
+    /// Tunnel time summed over locations.
+    pub tunnel_time: TunnelTime,
+    /// Bytes leaving the server, summed over locations.
+    pub data_transferred: DataAmount,
+    /// Current and peak throughput.
+    pub bandwidth: Bandwidth,
+    /// Per client location (country + AS).
+    #[serde(default)]
+    pub locations: Vec<LocationMetrics>,
+}
+
+/// `{"seconds": f64}`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct TunnelTime {
+    /// Seconds of tunnel time (device-seconds connected).
+    pub seconds: f64,
+}
+
+/// `{"bytes": f64}`.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct DataAmount {
+    /// Bytes (a float: Prometheus extrapolates).
+    pub bytes: f64,
+}
+
+/// Throughput now and at its peak in the window.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct Bandwidth {
+    /// Bytes per second over the last 300 s.
+    pub current: BandwidthSample,
+    /// The highest 300 s rate in the window (0 if none).
+    pub peak: BandwidthSample,
+}
+
+/// One throughput value.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct BandwidthSample {
+    /// `data.bytes` is a rate here: **bytes per second**.
+    pub data: DataAmount,
+    /// When, in Unix seconds (fractional); `None` when there was no data.
+    pub timestamp: Option<f64>,
+}
+
+impl BandwidthSample {
+    /// [`BandwidthSample::timestamp`] as a date.
+    pub fn time(&self) -> Option<DateTime<Utc>> {
+        self.timestamp.and_then(unix_seconds)
+    }
+}
+
+/// Traffic from one client location.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct LocationMetrics {
+    /// ISO country code; `XL` when the server has no GeoIP database; absent when unlabelled.
+    #[serde(default)]
+    pub location: Option<String>,
+    /// Autonomous system number, if known.
+    #[serde(default)]
+    pub asn: Option<u64>,
+    /// Autonomous system organisation, if known.
+    #[serde(default)]
+    pub as_org: Option<String>,
+    /// Bytes from this location.
+    pub data_transferred: DataAmount,
+    /// Tunnel time from this location.
+    pub tunnel_time: TunnelTime,
+}
+
+/// One access key's aggregates.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct AccessKeyMetrics {
+    /// The key id as JavaScript's `parseInt` reads it: `None` for ids that do not start
+    /// with a number (`alpha-key`), and then not distinguishable from each other — use
+    /// [`TransferMetrics`] for those. Signed, because an id given with
+    /// `PUT /access-keys/{id}` may be `"-5"`; a number that does not fit is read as `None`.
+    #[serde(default, deserialize_with = "lenient_key_id")]
+    pub access_key_id: Option<i64>,
+    /// Bytes this key transferred in the window.
+    pub data_transferred: DataAmount,
+    /// This key's tunnel time in the window.
+    pub tunnel_time: TunnelTime,
+    /// Connection activity.
+    pub connection: ConnectionMetrics,
+}
+
+/// Connection activity of one key.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[non_exhaustive]
+pub struct ConnectionMetrics {
+    /// The last 300 s bucket with traffic, Unix seconds; `None` if none. Outline Manager
+    /// shows a key as online when this is within 5 minutes.
+    #[serde(default)]
+    pub last_traffic_seen: Option<f64>,
+    /// The most devices seen at once.
+    pub peak_device_count: PeakDeviceCount,
+}
+
+impl ConnectionMetrics {
+    /// [`ConnectionMetrics::last_traffic_seen`] as a date.
+    pub fn last_traffic_seen_at(&self) -> Option<DateTime<Utc>> {
+        self.last_traffic_seen.and_then(unix_seconds)
+    }
+}
+
+/// The peak number of devices and when it was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Deserialize)]
+#[non_exhaustive]
+pub struct PeakDeviceCount {
+    /// `ceil(max tunnel seconds per 300 s bucket / 300)`; 0 if none.
+    pub data: u64,
+    /// When, Unix seconds; `None` if never.
+    #[serde(default)]
+    pub timestamp: Option<f64>,
+}
+
+fn lenient_key_id<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<i64>, D::Error> {
+    struct KeyId;
+    impl Visitor<'_> for KeyId {
+        type Value = Option<i64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an integer or null")
+        }
+
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_i64<E: de::Error>(self, value: i64) -> std::result::Result<Self::Value, E> {
+            Ok(Some(value))
+        }
+
+        fn visit_u64<E: de::Error>(self, value: u64) -> std::result::Result<Self::Value, E> {
+            Ok(i64::try_from(value).ok())
+        }
+
+        fn visit_f64<E: de::Error>(self, value: f64) -> std::result::Result<Self::Value, E> {
+            // parseInt of a very long digit string gives a float like 1e+21.
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            if value.is_finite() && value.fract() == 0.0 && value.abs() < LIMIT {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    reason = "checked above: integral and within i64"
+                )]
+                return Ok(Some(value as i64));
+            }
+            Ok(None)
+        }
+    }
+    deserializer.deserialize_any(KeyId)
+}
+
+/// Fractional Unix seconds to a date, at millisecond precision.
+pub(crate) fn unix_seconds(seconds: f64) -> Option<DateTime<Utc>> {
+    if !seconds.is_finite() {
+        return None;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "out-of-range values saturate and are rejected by from_timestamp_millis"
+    )]
+    let millis = (seconds * 1000.0).round() as i64;
+    DateTime::from_timestamp_millis(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_grammar() {
+        for (text, seconds) in [
+            ("1h", 3600),
+            ("1.5h", 5400),
+            ("30d", 2_592_000),
+            ("38d", 3_283_200),
+            ("1w", 604_800),
+            ("2w", 1_209_600),
+            ("3299700s", 3_299_700),
+            ("0.5d", 43_200),
+        ] {
+            assert_eq!(text.parse::<Since>().unwrap().as_secs(), seconds, "{text}");
+        }
+        for bad in [
+            "",
+            "1m",
+            "abc",
+            "d",
+            "0s",
+            "-1h",
+            "39d",
+            "90d",
+            "1.h",
+            ".5h",
+            "1.0001s",
+            "1 h",
+            "2026-10-23T09:41:00Z",
+            "3299701s",
+        ] {
+            assert!(bad.parse::<Since>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn since_renders_in_the_largest_exact_unit() {
+        assert_eq!(Since::from_secs(1).unwrap().to_string(), "1s");
+        assert_eq!(Since::from_secs(7200).unwrap().to_string(), "2h");
+        assert_eq!(Since::days(14).unwrap().to_string(), "2w");
+        assert_eq!(Since::MAX.to_string(), "3299700s");
+        assert_eq!(Since::MAX.as_secs(), Since::MAX_SECONDS);
+        assert!(Since::from_duration(Duration::from_millis(1500)).is_err());
+        assert!(Since::weeks(6).is_err());
+    }
+
+    #[test]
+    fn transfer_visitor_edge_cases() {
+        let parsed: TransferMetrics =
+            serde_json::from_str(r#"{"":1,"a\"b":2,"é":18446744073709551615,"x":3.0}"#).unwrap();
+        let collected: Vec<_> = parsed.iter().collect();
+        assert_eq!(collected, [("", 1), ("a\"b", 2), ("é", u64::MAX), ("x", 3)]);
+        assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":-1}"#).is_err());
+        assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":1.5}"#).is_err());
+        assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":"1"}"#).is_err());
+        assert!(serde_json::from_str::<TransferMetrics>(r"[]").is_err());
+        let empty: TransferMetrics = serde_json::from_str("{}").unwrap();
+        assert!(empty.is_empty());
+        assert_eq!(
+            serde_json::to_string(&parsed.iter().take(2).collect::<TransferMetrics>()).unwrap(),
+            r#"{"":1,"a\"b":2}"#
+        );
+    }
+
+    #[test]
+    fn server_version_gate() {
+        let mut server: Server = serde_json::from_str(
+            r#"{"name":"s","serverId":"x","createdTimestampMs":1795340439404,"version":"dev"}"#,
+        )
+        .unwrap();
+        assert_eq!(server.supports_server_metrics(), Some(true));
+        for (version, expected) in [
+            ("1.12.3", Some(true)),
+            ("1.12.0", Some(true)),
+            ("1.11.0", Some(false)),
+            ("1.9.2", Some(false)),
+            ("2.0.0", Some(true)),
+            ("1.11.1-rc.1", Some(false)),
+            ("banana", None),
+        ] {
+            server.version = Some(version.to_owned());
+            assert_eq!(server.supports_server_metrics(), expected, "{version}");
+        }
+        assert_eq!(
+            server.created_at().unwrap().timestamp_millis(),
+            1_795_340_439_404
+        );
+    }
+
+    #[test]
+    fn key_ids_follow_parse_int() {
+        let keys: Vec<AccessKeyMetrics> = serde_json::from_str(
+            r#"[
+            {"accessKeyId":3,"dataTransferred":{"bytes":1.5},"tunnelTime":{"seconds":2},"connection":{"lastTrafficSeen":null,"peakDeviceCount":{"data":0,"timestamp":null}}},
+            {"accessKeyId":null,"dataTransferred":{"bytes":1},"tunnelTime":{"seconds":2},"connection":{"lastTrafficSeen":1795340862.433,"peakDeviceCount":{"data":4,"timestamp":1795340700}}},
+            {"accessKeyId":-5,"dataTransferred":{"bytes":1},"tunnelTime":{"seconds":2},"connection":{"peakDeviceCount":{"data":1}}},
+            {"accessKeyId":1e21,"dataTransferred":{"bytes":1},"tunnelTime":{"seconds":2},"connection":{"peakDeviceCount":{"data":1}}}
+        ]"#,
+        )
+        .unwrap();
+        let ids: Vec<_> = keys.iter().map(|k| k.access_key_id).collect();
+        assert_eq!(ids, [Some(3), None, Some(-5), None]);
+        assert_eq!(
+            keys[1]
+                .connection
+                .last_traffic_seen_at()
+                .unwrap()
+                .timestamp_millis(),
+            1_795_340_862_433
+        );
+    }
+}
