@@ -1,0 +1,644 @@
+//! [`VumiClient`] and its builder.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use metrics_core::http::{ErrorBody, HttpClient, Request, body_snippet, default_error_body};
+use metrics_core::reqwest::StatusCode;
+use metrics_core::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
+
+use crate::BACKEND;
+use crate::model::{FiredMetric, MetricName, MetricsData, MetricsQuery, WireMetrics};
+
+/// The server's default `max_response_size`: the most data points one query may ask for.
+pub const DEFAULT_MAX_POINTS: u64 = 10_000;
+
+/// The API route below the base URL. The trailing slash is part of the route: without it
+/// the server answers 404 with an HTML page.
+const METRICS_PATH: &str = "metrics/";
+
+/// The header that names the account when the server trusts its proxy (or uses HTTP Basic).
+const OWNER_HEADER: HeaderName = HeaderName::from_static("x-owner-id");
+
+/// Client for the Vumi Go metrics API (go-metrics-api): query summarized time series and
+/// fire metric values.
+///
+/// Cheap to clone; clones share one connection pool.
+///
+/// ```no_run
+/// # async fn run() -> metrics_core::Result<()> {
+/// use vumi_client::{MetricsQuery, Nulls, VumiClient};
+///
+/// let client = VumiClient::builder()
+///     .with_base_url("https://go.vumi.org/api/v1/go")
+///     .with_token("my-token")
+///     .build()?;
+/// let data = client
+///     .query(
+///         &MetricsQuery::new()
+///             .with_metric("stores.default.questions_completed.sum")
+///             .with_from("-7d")
+///             .with_interval("1d")
+///             .with_nulls(Nulls::Keep),
+///     )
+///     .await?;
+/// for series in &data {
+///     println!("{}: {} points", series.name, series.points.len());
+/// }
+/// let fired = client.fire([("stores.default.questions_completed.sum", 1.0)]).await?;
+/// assert_eq!(fired[0].value, 1.0);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct VumiClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: HttpClient,
+    owner: Option<HeaderValue>,
+    max_points: Option<u64>,
+    metrics: Vec<MetricName>,
+}
+
+impl fmt::Debug for VumiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VumiClient")
+            .field("http", &self.inner.http)
+            .field("owner_id", &self.inner.owner.as_ref().map(|_| "***"))
+            .field("max_points", &self.inner.max_points)
+            .field("metrics", &self.inner.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VumiClient {
+    /// Starts configuring a client.
+    pub fn builder() -> VumiClientBuilder {
+        VumiClientBuilder::default()
+    }
+
+    /// The metric names [`MetricsSource::collect`](metrics_core::MetricsSource::collect)
+    /// reads.
+    pub fn metrics(&self) -> &[MetricName] {
+        &self.inner.metrics
+    }
+
+    /// The size limit checked before a query is sent (`None`: not checked).
+    pub fn max_points(&self) -> Option<u64> {
+        self.inner.max_points
+    }
+
+    /// The base URL, as it may be shown.
+    pub fn base_url(&self) -> &str {
+        self.inner.http.redacted_base_url()
+    }
+
+    /// `GET <prefix>/metrics/`: the summarized series of the query's metrics.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] before any request for everything
+    /// [`MetricsQuery::validate`] checks; [`Error::Unauthenticated`] /
+    /// [`Error::Forbidden`] for rejected credentials; [`Error::Api`] with the server's
+    /// `reason` for other statuses (500 `Got error response interacting with metrics
+    /// backend` when graphite failed); [`Error::Decode`], [`Error::Timeout`],
+    /// [`Error::Transport`].
+    pub async fn query(&self, query: &MetricsQuery) -> Result<MetricsData> {
+        let params = query.to_params(self.inner.max_points)?;
+        let request = params
+            .into_iter()
+            .fold(Request::get(METRICS_PATH), |request, (name, value)| {
+                request.with_query(name, value)
+            });
+        let wire: WireMetrics = self.inner.http.send_json(self.with_owner(request)).await?;
+        Ok(MetricsData::from_wire(wire, &query.metrics()))
+    }
+
+    /// `POST <prefix>/metrics/`: fires one value per metric. The confirmations come back in
+    /// the order given (the server answers in any order; they are matched by name).
+    ///
+    /// The server validates every entry before publishing any (all or nothing), and queues
+    /// them for Vumi's aggregators rather than storing them: a value can be read back only
+    /// after they wrote it to graphite, and on a server with auto-prefixing on (the default)
+    /// not at all (go-metrics-api issue 21). The request is never retried once it may have
+    /// reached the server, since a second `sum` or `avg` value would count twice.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] before any request for an invalid name, a value that is not
+    /// finite, or a name given twice; [`Error::Unsupported`] when the server has no `POST`
+    /// (go-metrics-api before 0.1.5); [`Error::Decode`] when the confirmations do not
+    /// match the names sent; the errors of [`VumiClient::query`].
+    pub async fn fire<I, N>(&self, metrics: I) -> Result<Vec<FiredMetric>>
+    where
+        I: IntoIterator<Item = (N, f64)>,
+        N: TryInto<MetricName>,
+        N::Error: fmt::Display,
+    {
+        let mut names = Vec::new();
+        let mut body = serde_json::Map::new();
+        for (name, value) in metrics {
+            let name: MetricName = name
+                .try_into()
+                .map_err(|e| Error::invalid_input(BACKEND, e.to_string()))?;
+            let number = serde_json::Number::from_f64(value)
+                .filter(|_| value.is_finite())
+                .ok_or_else(|| {
+                    Error::invalid_input(
+                        BACKEND,
+                        format!(
+                            "the value of `{name}` is {value}; only finite numbers can be fired (the server echoes NaN and Infinity as invalid JSON)"
+                        ),
+                    )
+                })?;
+            if body
+                .insert(name.as_str().to_owned(), number.into())
+                .is_some()
+            {
+                return Err(Error::invalid_input(
+                    BACKEND,
+                    format!("`{name}` is given twice; fire one value per metric per request"),
+                ));
+            }
+            names.push(name);
+        }
+        let request = self.with_owner(Request::post(METRICS_PATH).with_json(BACKEND, &body)?);
+        let response = self.inner.http.send(request).await.map_err(|error| {
+            if error.status() == Some(405) {
+                Error::unsupported(
+                    BACKEND,
+                    Some(405),
+                    "this server does not accept POST /metrics/; firing metrics needs go-metrics-api 0.1.5 or later",
+                )
+            } else {
+                error
+            }
+        })?;
+        let confirmed: Vec<FiredMetric> = response.json()?;
+        match_confirmations(names, confirmed)
+    }
+
+    /// Fires one value; see [`VumiClient::fire`].
+    ///
+    /// # Errors
+    ///
+    /// As [`VumiClient::fire`].
+    pub async fn fire_one<N>(&self, metric: N, value: f64) -> Result<FiredMetric>
+    where
+        N: TryInto<MetricName>,
+        N::Error: fmt::Display,
+    {
+        let mut fired = self.fire([(metric, value)]).await?;
+        fired
+            .pop()
+            .ok_or_else(|| Error::decode(BACKEND, "", "the server confirmed no metric"))
+    }
+
+    fn with_owner(&self, request: Request) -> Request {
+        match &self.inner.owner {
+            Some(owner) => request.with_header(OWNER_HEADER, owner.clone()),
+            None => request,
+        }
+    }
+}
+
+/// Puts the server's confirmations in the order the names were sent.
+fn match_confirmations(
+    names: Vec<MetricName>,
+    confirmed: Vec<FiredMetric>,
+) -> Result<Vec<FiredMetric>> {
+    let sent = names.len();
+    let received = confirmed.len();
+    let mut by_name: HashMap<String, FiredMetric> = confirmed
+        .into_iter()
+        .map(|fired| (fired.name.clone(), fired))
+        .collect();
+    let mut ordered = Vec::with_capacity(sent);
+    for name in names {
+        let fired = by_name.remove(name.as_str()).ok_or_else(|| {
+            Error::decode(BACKEND, "", format!("the server did not confirm `{name}`"))
+        })?;
+        if fired.aggregator != name.aggregator() {
+            return Err(Error::decode(
+                BACKEND,
+                "",
+                format!(
+                    "the server confirmed `{name}` with aggregator {}, not {}",
+                    fired.aggregator,
+                    name.aggregator()
+                ),
+            ));
+        }
+        ordered.push(fired);
+    }
+    if received != sent {
+        return Err(Error::decode(
+            BACKEND,
+            "",
+            format!("the server confirmed {received} metrics, but {sent} were sent"),
+        ));
+    }
+    Ok(ordered)
+}
+
+/// Reads go-metrics-api's `{"status_code": …, "reason": …}` bodies (the core's default
+/// parser reads `reason` too), and explains the HTML 404 of a wrong path prefix.
+fn error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorBody {
+    if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body)
+        && let Some(serde_json::Value::String(reason)) = object.get("reason")
+    {
+        return ErrorBody {
+            code: None,
+            message: Some(reason.clone()),
+        };
+    }
+    if status == StatusCode::NOT_FOUND {
+        let shown = body_snippet(body).unwrap_or_else(|| "Not Found".to_owned());
+        return ErrorBody {
+            code: None,
+            message: Some(format!(
+                "{shown}; the API is at <base URL>/metrics/, so the base URL must end with the server's path prefix (for example /api or /api/v1/go)"
+            )),
+        };
+    }
+    default_error_body(status, headers, body)
+}
+
+/// Configures a [`VumiClient`].
+///
+/// Authentication, as the server is configured:
+/// - [`with_token`](Self::with_token): `Authorization: Bearer` (servers with an auth
+///   bouncer, such as hosted Vumi Go);
+/// - [`with_basic_auth`](Self::with_basic_auth) plus [`with_owner_id`](Self::with_owner_id):
+///   HTTP Basic (go-metrics-api 0.2.0 `basicauth_username`/`_password`), which the server
+///   checks after it has found the owner in `X-Owner-ID`;
+/// - [`with_owner_id`](Self::with_owner_id) alone: `X-Owner-ID`, for a server behind a
+///   proxy that authenticates and sets the header itself;
+/// - nothing, for a server with a static owner.
+///
+/// Environment variables read by [`from_env`](Self::from_env):
+///
+/// | variable | setting |
+/// |---|---|
+/// | `VUMI_URL` | base URL including the path prefix, e.g. `https://go.vumi.org/api/v1/go` (required) |
+/// | `VUMI_TOKEN` | Bearer token |
+/// | `VUMI_USERNAME`, `VUMI_PASSWORD` | HTTP Basic credentials |
+/// | `VUMI_OWNER_ID` | `X-Owner-ID` |
+/// | `VUMI_METRICS` | comma-separated metric names for `MetricsSource` |
+/// | `VUMI_MAX_POINTS` | the size limit, a number or `off` |
+///
+/// ```
+/// use vumi_client::VumiClient;
+///
+/// let client = VumiClient::builder()
+///     .with_base_url("http://127.0.0.1:8000/api")
+///     .with_basic_auth("user", "pass")
+///     .with_owner_id("owner-1")
+///     .with_metrics(["stores.default.questions_completed.sum"])
+///     .build()
+///     .unwrap();
+/// assert_eq!(client.metrics().len(), 1);
+/// ```
+#[must_use]
+pub struct VumiClientBuilder {
+    base_url: Option<String>,
+    token: Option<Secret<String>>,
+    username: Option<Secret<String>>,
+    password: Option<Secret<String>>,
+    owner_id: Option<Secret<String>>,
+    metrics: Vec<String>,
+    max_points: Option<u64>,
+    options: ClientOptions,
+    retry: RetryConfig,
+    env_errors: Vec<String>,
+}
+
+impl Default for VumiClientBuilder {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            token: None,
+            username: None,
+            password: None,
+            owner_id: None,
+            metrics: Vec::new(),
+            max_points: Some(DEFAULT_MAX_POINTS),
+            options: ClientOptions::default(),
+            retry: RetryConfig::default(),
+            env_errors: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Debug for VumiClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VumiClientBuilder")
+            .field("base_url", &self.base_url)
+            .field("token", &self.token)
+            .field("username", &self.username)
+            .field("password", &self.password)
+            .field("owner_id", &self.owner_id)
+            .field("metrics", &self.metrics)
+            .field("max_points", &self.max_points)
+            .field("options", &self.options)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl VumiClientBuilder {
+    /// A builder with the defaults: no credentials, size limit [`DEFAULT_MAX_POINTS`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads the `VUMI_*` environment variables (see the type's documentation). Invalid
+    /// values are reported by [`build`](Self::build).
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let mut builder = Self::default();
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(url) = get("VUMI_URL") {
+            builder = builder.with_base_url(url);
+        }
+        if let Some(token) = get("VUMI_TOKEN") {
+            builder = builder.with_token(token);
+        }
+        match (get("VUMI_USERNAME"), get("VUMI_PASSWORD")) {
+            (Some(user), Some(password)) => builder = builder.with_basic_auth(user, password),
+            (None, None) => {}
+            _ => builder
+                .env_errors
+                .push("VUMI_USERNAME and VUMI_PASSWORD must be set together".to_owned()),
+        }
+        if let Some(owner) = get("VUMI_OWNER_ID") {
+            builder = builder.with_owner_id(owner);
+        }
+        if let Some(metrics) = get("VUMI_METRICS") {
+            builder = builder.with_metrics(
+                metrics
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if let Some(max) = get("VUMI_MAX_POINTS") {
+            match max.trim() {
+                "off" => builder = builder.without_size_check(),
+                number => match number.parse::<u64>() {
+                    Ok(max) => builder = builder.with_max_points(max),
+                    Err(_) => builder.env_errors.push(format!(
+                        "VUMI_MAX_POINTS is `{number}`; use a positive number or `off`"
+                    )),
+                },
+            }
+        }
+        builder
+    }
+
+    /// The API's base URL, including the server's path prefix: `https://host/api` for a
+    /// default install, `https://go.vumi.org/api/v1/go` for hosted Vumi Go. `metrics/` is
+    /// appended to it.
+    pub fn with_base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Authenticates with `Authorization: Bearer <token>`.
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(Secret::new(token.into()));
+        self
+    }
+
+    /// Authenticates with HTTP Basic. The server also needs the owner, from
+    /// [`with_owner_id`](Self::with_owner_id) unless it has a static owner.
+    pub fn with_basic_auth(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+    ) -> Self {
+        self.username = Some(Secret::new(username.into()));
+        self.password = Some(Secret::new(password.into()));
+        self
+    }
+
+    /// Sends `X-Owner-ID: <owner>` (the Vumi Go account key) with every request.
+    pub fn with_owner_id(mut self, owner: impl Into<String>) -> Self {
+        self.owner_id = Some(Secret::new(owner.into()));
+        self
+    }
+
+    /// Adds a metric name for [`MetricsSource`](metrics_core::MetricsSource) to read
+    /// (validated by [`build`](Self::build)).
+    pub fn with_metric(mut self, metric: impl Into<String>) -> Self {
+        self.metrics.push(metric.into());
+        self
+    }
+
+    /// Adds several metric names; see [`with_metric`](Self::with_metric).
+    pub fn with_metrics<I, S>(mut self, metrics: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.metrics.extend(metrics.into_iter().map(Into::into));
+        self
+    }
+
+    /// The most data points a query may ask for, as the server's `max_response_size`
+    /// (default [`DEFAULT_MAX_POINTS`]). Queries over it fail before they are sent.
+    pub fn with_max_points(mut self, max: u64) -> Self {
+        self.max_points = Some(max);
+        self
+    }
+
+    /// Sends queries without checking their size (for a server with a raised limit you do
+    /// not know).
+    pub fn without_size_check(mut self) -> Self {
+        self.max_points = None;
+        self
+    }
+
+    /// Sets the HTTP options (timeouts, user agent, TLS, injected `reqwest::Client`).
+    pub fn with_client_options(mut self, options: ClientOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// Sets the retry policy. Queries are retried on 5xx and connection failures; fired
+    /// metrics only when the request cannot have reached the server.
+    pub fn with_retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Validates the settings and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for a missing or invalid base URL, a base URL that already ends in
+    /// `/metrics`, both a token and Basic credentials, empty credentials, an invalid metric
+    /// name, a zero size limit, or an invalid `VUMI_*` variable.
+    pub fn build(self) -> Result<VumiClient> {
+        if let Some(message) = self.env_errors.first() {
+            return Err(Error::config(BACKEND, message.clone()));
+        }
+        let Some(base_url) = self.base_url else {
+            return Err(Error::config(
+                BACKEND,
+                "no base URL; set it with with_base_url or VUMI_URL (for example https://go.vumi.org/api/v1/go)",
+            ));
+        };
+        let trimmed = base_url.trim().trim_end_matches('/');
+        if trimmed.ends_with("/metrics") {
+            return Err(Error::config(
+                BACKEND,
+                format!(
+                    "the base URL `{trimmed}` ends with /metrics; give the API prefix only (`{}`): metrics/ is appended to it",
+                    trimmed.trim_end_matches("/metrics")
+                ),
+            ));
+        }
+        let empty = |value: &Option<Secret<String>>| {
+            value.as_ref().is_some_and(|v| v.expose().trim().is_empty())
+        };
+        if empty(&self.token) {
+            return Err(Error::config(BACKEND, "the token is empty"));
+        }
+        if empty(&self.username) {
+            return Err(Error::config(BACKEND, "the Basic user name is empty"));
+        }
+        if empty(&self.owner_id) {
+            return Err(Error::config(BACKEND, "the owner id is empty"));
+        }
+        let auth = match (self.token, self.username, self.password) {
+            (Some(_), Some(_), _) => {
+                return Err(Error::config(
+                    BACKEND,
+                    "both a Bearer token and Basic credentials are set, but a request has one Authorization header; the server uses one or the other",
+                ));
+            }
+            (Some(token), None, _) => Auth::Bearer(token),
+            (None, Some(username), Some(password)) => Auth::Basic { username, password },
+            (None, _, _) => Auth::None,
+        };
+        let owner = match self.owner_id {
+            Some(owner) => {
+                let mut value = HeaderValue::from_str(owner.expose()).map_err(|_| {
+                    Error::config(
+                        BACKEND,
+                        "the owner id contains characters that cannot be sent in an HTTP header",
+                    )
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        if self.max_points == Some(0) {
+            return Err(Error::config(
+                BACKEND,
+                "the size limit is zero, which would reject every query; use without_size_check to turn the check off",
+            ));
+        }
+        let mut metrics: Vec<MetricName> = Vec::with_capacity(self.metrics.len());
+        for raw in self.metrics {
+            let metric = MetricName::new(raw).map_err(|e| Error::config(BACKEND, e.to_string()))?;
+            if !metrics.contains(&metric) {
+                metrics.push(metric);
+            }
+        }
+        let http = HttpClient::builder(BACKEND, trimmed)
+            .with_auth(auth)
+            .with_options(&self.options)
+            .with_retry(self.retry)
+            .with_error_body_parser(error_body)
+            .build()?;
+        Ok(VumiClient {
+            inner: Arc::new(Inner {
+                http,
+                owner,
+                max_points: self.max_points,
+                metrics,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)]) -> VumiClientBuilder {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        VumiClientBuilder::from_lookup(move |name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn from_env_reads_every_variable() {
+        let client = env(&[
+            ("VUMI_URL", "http://127.0.0.1:1/api"),
+            ("VUMI_USERNAME", "user"),
+            ("VUMI_PASSWORD", "pass"),
+            ("VUMI_OWNER_ID", "owner-1"),
+            ("VUMI_METRICS", "stores.a.b.last, stores.b.a.max"),
+            ("VUMI_MAX_POINTS", "20000"),
+        ])
+        .build()
+        .unwrap();
+        assert_eq!(client.metrics().len(), 2);
+        assert_eq!(client.max_points(), Some(20_000));
+        assert_eq!(client.base_url(), "http://127.0.0.1:1/api");
+        let off = env(&[("VUMI_URL", "http://h/api"), ("VUMI_MAX_POINTS", "off")])
+            .build()
+            .unwrap();
+        assert_eq!(off.max_points(), None);
+    }
+
+    #[test]
+    fn from_env_errors_are_config_errors() {
+        for vars in [
+            &[("VUMI_URL", "http://h/api"), ("VUMI_USERNAME", "u")][..],
+            &[("VUMI_URL", "http://h/api"), ("VUMI_MAX_POINTS", "lots")][..],
+            &[("VUMI_URL", "http://h/api"), ("VUMI_METRICS", "stores.a.b")][..],
+            &[("VUMI_TOKEN", "t")][..],
+        ] {
+            assert!(
+                matches!(env(vars).build(), Err(Error::Config { .. })),
+                "{vars:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_body_reads_reason_and_explains_html_404() {
+        let h = HeaderMap::new();
+        let parsed = error_body(
+            StatusCode::BAD_REQUEST,
+            &h,
+            br#"{"reason": "Unrecognised null parser 'bad'", "status_code": 400}"#,
+        );
+        assert_eq!(
+            parsed.message.as_deref(),
+            Some("Unrecognised null parser 'bad'")
+        );
+        assert_eq!(parsed.code, None);
+        let html = error_body(
+            StatusCode::NOT_FOUND,
+            &h,
+            b"<html><title>404: Not Found</title><body>404: Not Found</body></html>",
+        );
+        assert!(html.message.unwrap().contains("path prefix"));
+    }
+}

@@ -1,0 +1,678 @@
+//! Metric names, the query, and the wire types of `GET`/`POST <prefix>/metrics/`.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use metrics_core::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::BACKEND;
+use crate::time::{Interval, ParseError, TimeSpec, predicted_points};
+
+/// How the values published under a metric are aggregated, chosen by the metric name's last
+/// segment. Graphite's `summarize` uses the same function for the query's buckets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Aggregator {
+    /// `avg`: the mean of the values.
+    Avg,
+    /// `sum`: their sum.
+    Sum,
+    /// `max`: the largest.
+    Max,
+    /// `min`: the smallest.
+    Min,
+    /// `last`: the latest.
+    Last,
+}
+
+impl Aggregator {
+    /// Every aggregator.
+    pub const ALL: [Self; 5] = [Self::Avg, Self::Sum, Self::Max, Self::Min, Self::Last];
+
+    /// The name as it ends a metric name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Avg => "avg",
+            Self::Sum => "sum",
+            Self::Max => "max",
+            Self::Min => "min",
+            Self::Last => "last",
+        }
+    }
+}
+
+impl fmt::Display for Aggregator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Aggregator {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        Self::ALL
+            .into_iter()
+            .find(|agg| agg.as_str() == text)
+            .ok_or_else(|| {
+                ParseError::new(format!(
+                    "Aggregator '{text}' is not a valid aggregator; use avg, sum, max, min or last"
+                ))
+            })
+    }
+}
+
+/// A metric name: `.`-separated segments of `[A-Za-z0-9_-]`, at least two, the last an
+/// [`Aggregator`].
+///
+/// Vumi Go names account metrics `stores.<store>.<metric>.<agg>` and conversation metrics
+/// `conversations.<conversation id>.<metric>.<agg>`; other names (`vumimessage.tries.sum`)
+/// are accepted too. The character set keeps the name from changing the graphite expression
+/// the server builds from it (quotes, commas, parentheses, spaces and glob characters would).
+///
+/// ```
+/// use vumi_client::{Aggregator, MetricKind, MetricName};
+///
+/// let name = MetricName::account("default", "questions_completed", Aggregator::Sum).unwrap();
+/// assert_eq!(name.as_str(), "stores.default.questions_completed.sum");
+/// assert_eq!(name.aggregator(), Aggregator::Sum);
+/// assert_eq!(
+///     name.kind(),
+///     MetricKind::Account { store: "default", metric: "questions_completed" }
+/// );
+/// assert!("stores.a.b".parse::<MetricName>().is_err()); // no aggregator
+/// assert!("metric1".parse::<MetricName>().is_err()); // the server has no default aggregator
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetricName {
+    name: String,
+    aggregator: Aggregator,
+}
+
+/// What a [`MetricName`] refers to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetricKind<'a> {
+    /// `stores.<store>.<metric>.<agg>`: published by an account's sandbox applications.
+    Account {
+        /// The store (namespace), e.g. `default`.
+        store: &'a str,
+        /// The metric, e.g. `questions_completed` (may contain dots).
+        metric: &'a str,
+    },
+    /// `conversations.<id>.<metric>.<agg>`: published by Vumi Go for one conversation.
+    Conversation {
+        /// The conversation's id (a UUID).
+        conversation_id: &'a str,
+        /// The metric, e.g. `messages_sent`.
+        metric: &'a str,
+    },
+    /// Any other name.
+    Other,
+}
+
+impl MetricName {
+    /// Validates a full name.
+    ///
+    /// # Errors
+    ///
+    /// An empty segment, a character outside `[A-Za-z0-9_-]`, fewer than two segments, or
+    /// a last segment that is not an aggregator (the server answers HTTP 400 for that).
+    pub fn new(name: impl Into<String>) -> Result<Self, ParseError> {
+        let name = name.into();
+        let fail = |reason: String| {
+            ParseError::new(format!(
+                "`{name}` is not a valid Vumi metric name: {reason}"
+            ))
+        };
+        let segments: Vec<&str> = name.split('.').collect();
+        if segments.iter().any(|s| s.is_empty()) {
+            return Err(fail("it has an empty segment".to_owned()));
+        }
+        if let Some(c) = name
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        {
+            return Err(fail(format!(
+                "`{c}` is not allowed (use letters, digits, `_` and `-` between dots)"
+            )));
+        }
+        let last = segments.last().copied().unwrap_or_default();
+        if segments.len() < 2 {
+            return Err(fail(format!(
+                "it needs an aggregator suffix (e.g. `{name}.avg`): the server has no default aggregator"
+            )));
+        }
+        let aggregator = last
+            .parse::<Aggregator>()
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Self { name, aggregator })
+    }
+
+    /// `stores.<store>.<metric>.<aggregator>`, an account metric.
+    ///
+    /// # Errors
+    ///
+    /// As [`MetricName::new`].
+    pub fn account(store: &str, metric: &str, aggregator: Aggregator) -> Result<Self, ParseError> {
+        Self::new(format!("stores.{store}.{metric}.{aggregator}"))
+    }
+
+    /// `conversations.<conversation_id>.<metric>.<aggregator>`, a conversation metric.
+    ///
+    /// # Errors
+    ///
+    /// As [`MetricName::new`].
+    pub fn conversation(
+        conversation_id: &str,
+        metric: &str,
+        aggregator: Aggregator,
+    ) -> Result<Self, ParseError> {
+        Self::new(format!(
+            "conversations.{conversation_id}.{metric}.{aggregator}"
+        ))
+    }
+
+    /// The full name.
+    pub fn as_str(&self) -> &str {
+        &self.name
+    }
+
+    /// The aggregator its last segment names.
+    pub fn aggregator(&self) -> Aggregator {
+        self.aggregator
+    }
+
+    /// Whether it is an account or conversation metric, with its parts.
+    pub fn kind(&self) -> MetricKind<'_> {
+        let mut parts = self.name.splitn(3, '.');
+        let (Some(scope), Some(owner), Some(rest)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return MetricKind::Other;
+        };
+        // `rest` is `<metric>.<agg>`; the aggregator suffix always exists.
+        let Some((metric, _)) = rest.rsplit_once('.') else {
+            return MetricKind::Other;
+        };
+        match scope {
+            "stores" => MetricKind::Account {
+                store: owner,
+                metric,
+            },
+            "conversations" => MetricKind::Conversation {
+                conversation_id: owner,
+                metric,
+            },
+            _ => MetricKind::Other,
+        }
+    }
+}
+
+impl fmt::Display for MetricName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+impl AsRef<str> for MetricName {
+    fn as_ref(&self) -> &str {
+        &self.name
+    }
+}
+
+impl FromStr for MetricName {
+    type Err = ParseError;
+
+    fn from_str(text: &str) -> Result<Self, ParseError> {
+        Self::new(text)
+    }
+}
+
+impl TryFrom<&str> for MetricName {
+    type Error = ParseError;
+
+    fn try_from(text: &str) -> Result<Self, ParseError> {
+        Self::new(text)
+    }
+}
+
+impl TryFrom<String> for MetricName {
+    type Error = ParseError;
+
+    fn try_from(text: String) -> Result<Self, ParseError> {
+        Self::new(text)
+    }
+}
+
+impl TryFrom<&MetricName> for MetricName {
+    type Error = ParseError;
+
+    fn try_from(name: &MetricName) -> Result<Self, ParseError> {
+        Ok(name.clone())
+    }
+}
+
+impl From<MetricName> for String {
+    fn from(name: MetricName) -> Self {
+        name.name
+    }
+}
+
+/// What the server does with the null values graphite returns for empty buckets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Nulls {
+    /// `zeroize` (the server's default): null becomes `0.0`.
+    #[default]
+    Zeroize,
+    /// `omit`: points with null are dropped.
+    Omit,
+    /// `keep`: null is kept, as [`DataPoint::value`] `None`.
+    Keep,
+}
+
+impl Nulls {
+    /// The query value.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Zeroize => "zeroize",
+            Self::Omit => "omit",
+            Self::Keep => "keep",
+        }
+    }
+}
+
+impl fmt::Display for Nulls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A set parameter, or the error its input had.
+fn field<T: Copy>(name: &str, value: Option<&Result<T, ParseError>>) -> Result<Option<T>> {
+    match value {
+        Some(Err(e)) => Err(Error::invalid_input(BACKEND, format!("{name}: {e}"))),
+        Some(Ok(v)) => Ok(Some(*v)),
+        None => Ok(None),
+    }
+}
+
+/// Converts any `TryInto<T>` input, keeping its error as a [`ParseError`] for later.
+fn convert<T, V>(value: V) -> Result<T, ParseError>
+where
+    V: TryInto<T>,
+    V::Error: fmt::Display,
+{
+    value.try_into().map_err(|e| ParseError::new(e.to_string()))
+}
+
+/// A `GET <prefix>/metrics/` query.
+///
+/// The setters take typed values or text (`"-30d"`, `"1day"`, `"stores.a.b.last"`); text is
+/// parsed at once, and anything invalid is reported by [`MetricsQuery::validate`] and by
+/// [`VumiClient::query`](crate::VumiClient::query) as [`Error::InvalidInput`] before any
+/// request is made. Unset parameters are not sent, so the server's defaults apply:
+/// `from=-24h`, `until=-0s`, `interval=1hour`, `align_to_from=false`, `nulls=zeroize`.
+///
+/// ```
+/// use vumi_client::{MetricsQuery, Nulls};
+/// use vumi_client::time::{TimeSpec, TimeUnit};
+///
+/// let query = MetricsQuery::new()
+///     .with_metric("stores.a.a.last")
+///     .with_metric("stores.b.c.avg")
+///     .with_from(TimeSpec::ago(30, TimeUnit::Days))
+///     .with_until("-1d")
+///     .with_interval("1day")
+///     .with_align_to_from(true)
+///     .with_nulls(Nulls::Keep);
+/// assert!(query.validate(Some(10_000)).is_ok());
+/// assert_eq!(
+///     query.to_params(Some(10_000)).unwrap(),
+///     [
+///         ("m", "stores.a.a.last"), ("m", "stores.b.c.avg"), ("from", "-30d"),
+///         ("until", "-1d"), ("interval", "1d"), ("align_to_from", "true"), ("nulls", "keep"),
+///     ].map(|(k, v)| (k.to_owned(), v.to_owned()))
+/// );
+///
+/// let bad = MetricsQuery::new().with_metric("stores.a.b.last").with_interval("0s");
+/// assert!(bad.validate(Some(10_000)).is_err());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsQuery {
+    metrics: Vec<Result<MetricName, ParseError>>,
+    from: Option<Result<TimeSpec, ParseError>>,
+    until: Option<Result<TimeSpec, ParseError>>,
+    interval: Option<Result<Interval, ParseError>>,
+    align_to_from: Option<bool>,
+    nulls: Option<Nulls>,
+}
+
+impl MetricsQuery {
+    /// An empty query (the server answers `{}` for no metrics).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a metric (`m`). A repeated metric is sent once: the server's answer has one key
+    /// per name anyway.
+    #[must_use]
+    pub fn with_metric<N>(mut self, metric: N) -> Self
+    where
+        N: TryInto<MetricName>,
+        N::Error: fmt::Display,
+    {
+        self.metrics.push(convert(metric));
+        self
+    }
+
+    /// Adds several metrics.
+    #[must_use]
+    pub fn with_metrics<I, N>(mut self, metrics: I) -> Self
+    where
+        I: IntoIterator<Item = N>,
+        N: TryInto<MetricName>,
+        N::Error: fmt::Display,
+    {
+        self.metrics.extend(metrics.into_iter().map(convert));
+        self
+    }
+
+    /// Sets `from` (server default `-24h`). It may be later than `until`.
+    #[must_use]
+    pub fn with_from<T>(mut self, from: T) -> Self
+    where
+        T: TryInto<TimeSpec>,
+        T::Error: fmt::Display,
+    {
+        self.from = Some(convert(from));
+        self
+    }
+
+    /// Sets `until` (server default `-0s`, i.e. now).
+    #[must_use]
+    pub fn with_until<T>(mut self, until: T) -> Self
+    where
+        T: TryInto<TimeSpec>,
+        T::Error: fmt::Display,
+    {
+        self.until = Some(convert(until));
+        self
+    }
+
+    /// Sets the summarize bucket size (server default `1hour`).
+    #[must_use]
+    pub fn with_interval<T>(mut self, interval: T) -> Self
+    where
+        T: TryInto<Interval>,
+        T::Error: fmt::Display,
+    {
+        self.interval = Some(convert(interval));
+        self
+    }
+
+    /// Aligns buckets to `from` instead of to multiples of the interval (server default
+    /// `false`).
+    #[must_use]
+    pub fn with_align_to_from(mut self, align: bool) -> Self {
+        self.align_to_from = Some(align);
+        self
+    }
+
+    /// Sets what the server does with nulls (server default [`Nulls::Zeroize`]).
+    #[must_use]
+    pub fn with_nulls(mut self, nulls: Nulls) -> Self {
+        self.nulls = Some(nulls);
+        self
+    }
+
+    /// The valid metrics, without repeats, in the order added.
+    pub fn metrics(&self) -> Vec<&MetricName> {
+        let mut seen = Vec::<&MetricName>::new();
+        for metric in self.metrics.iter().flatten() {
+            if !seen.contains(&metric) {
+                seen.push(metric);
+            }
+        }
+        seen
+    }
+
+    /// `from`, if set and valid.
+    pub fn from(&self) -> Option<&TimeSpec> {
+        self.from.as_ref().and_then(|r| r.as_ref().ok())
+    }
+
+    /// `until`, if set and valid.
+    pub fn until(&self) -> Option<&TimeSpec> {
+        self.until.as_ref().and_then(|r| r.as_ref().ok())
+    }
+
+    /// The interval, if set and valid.
+    pub fn interval(&self) -> Option<Interval> {
+        self.interval
+            .as_ref()
+            .and_then(|r| r.as_ref().ok())
+            .copied()
+    }
+
+    /// The null handling, if set.
+    pub fn nulls(&self) -> Option<Nulls> {
+        self.nulls
+    }
+
+    /// `align_to_from`, if set.
+    pub fn align_to_from(&self) -> Option<bool> {
+        self.align_to_from
+    }
+
+    /// Checks everything the server would answer with an error, in the server's order: the
+    /// times and interval (HTTP 500 on the server), the size limit `max_points` (HTTP 400;
+    /// `None` skips it), then the metric names (HTTP 400). Also rejects a `from` equal to
+    /// `until` when both are exact instants, which graphite refuses as an empty range
+    /// (HTTP 500).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] saying what is wrong.
+    pub fn validate(&self, max_points: Option<u64>) -> Result<()> {
+        self.to_params(max_points).map(|_| ())
+    }
+
+    /// The query parameters, in order, after [`MetricsQuery::validate`]'s checks.
+    ///
+    /// # Errors
+    ///
+    /// As [`MetricsQuery::validate`].
+    pub fn to_params(&self, max_points: Option<u64>) -> Result<Vec<(String, String)>> {
+        let from = field("from", self.from.as_ref())?;
+        let until = field("until", self.until.as_ref())?;
+        let interval = field("interval", self.interval.as_ref())?;
+        let effective_from = from.unwrap_or(TimeSpec::ago(24, crate::time::TimeUnit::Hours));
+        let effective_until = until.unwrap_or(TimeSpec::ago(0, crate::time::TimeUnit::Seconds));
+        let effective_interval = interval.unwrap_or_default();
+
+        let now = Utc::now();
+        for (name, time) in [("from", &effective_from), ("until", &effective_until)] {
+            if time.resolve(now).is_none() {
+                return Err(Error::invalid_input(
+                    BACKEND,
+                    format!(
+                        "{name}: `{time}` is outside the years 1 to 9999; the server answers HTTP 500 for it"
+                    ),
+                ));
+            }
+        }
+        if effective_from.is_exact_instant()
+            && effective_until.is_exact_instant()
+            && effective_from.resolve(now) == effective_until.resolve(now)
+        {
+            return Err(Error::invalid_input(
+                BACKEND,
+                format!(
+                    "from `{effective_from}` and until `{effective_until}` are the same instant; graphite rejects an empty time range (HTTP 500)"
+                ),
+            ));
+        }
+
+        // What is sent: each valid name once, in order. The server checks the size before
+        // the names, so a bad name is reported after the size check, as the server would.
+        let mut metrics: Vec<&MetricName> = Vec::with_capacity(self.metrics.len());
+        let mut bad_metric = None;
+        for metric in &self.metrics {
+            match metric {
+                Ok(metric) if !metrics.contains(&metric) => metrics.push(metric),
+                Ok(_) => {}
+                Err(e) => {
+                    bad_metric.get_or_insert_with(|| e.clone());
+                }
+            }
+        }
+        let count = metrics.len();
+        if let Some(max) = max_points {
+            let points = predicted_points(
+                &effective_from,
+                &effective_until,
+                effective_interval,
+                count,
+                now,
+            )
+            .unwrap_or(u128::MAX);
+            if points > u128::from(max) {
+                return Err(Error::invalid_input(
+                    BACKEND,
+                    format!(
+                        "{points} data points requested, maximum allowed is {max}; narrow the time range, widen the interval or query fewer metrics at once"
+                    ),
+                ));
+            }
+        }
+        if let Some(error) = bad_metric {
+            return Err(error.into());
+        }
+
+        let mut params: Vec<(String, String)> = metrics
+            .iter()
+            .map(|m| ("m".to_owned(), m.as_str().to_owned()))
+            .collect();
+        let mut push = |name: &str, value: Option<String>| {
+            if let Some(value) = value {
+                params.push((name.to_owned(), value));
+            }
+        };
+        push("from", from.map(|t| t.to_string()));
+        push("until", until.map(|t| t.to_string()));
+        push("interval", interval.map(|i| i.to_string()));
+        push("align_to_from", self.align_to_from.map(|a| a.to_string()));
+        push("nulls", self.nulls.map(|n| n.as_str().to_owned()));
+        Ok(params)
+    }
+}
+
+/// One summarized bucket.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DataPoint {
+    /// The bucket's start (the server sends milliseconds since the epoch as `x`).
+    #[serde(rename = "x", with = "chrono::serde::ts_milliseconds")]
+    pub time: DateTime<Utc>,
+    /// The value (`y`); `None` only with [`Nulls::Keep`] for an empty bucket.
+    #[serde(rename = "y")]
+    pub value: Option<f64>,
+}
+
+/// The wire form of a `GET` answer: metric name → points.
+pub(crate) type WireMetrics = HashMap<String, Vec<DataPoint>>;
+
+/// One metric's points, oldest first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricSeries {
+    /// The metric name as sent (the server's key).
+    pub name: String,
+    /// The points.
+    pub points: Vec<DataPoint>,
+}
+
+/// The answer to a [`MetricsQuery`]: one series per metric graphite has data for, in the
+/// order the metrics were asked for. A metric graphite knows nothing about has no series.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct MetricsData {
+    series: Vec<MetricSeries>,
+}
+
+impl MetricsData {
+    pub(crate) fn from_wire(mut wire: WireMetrics, order: &[&MetricName]) -> Self {
+        let mut series = Vec::with_capacity(wire.len());
+        for name in order {
+            if let Some(points) = wire.remove(name.as_str()) {
+                series.push(MetricSeries {
+                    name: name.as_str().to_owned(),
+                    points,
+                });
+            }
+        }
+        // Keys nobody asked for should not happen; keep them rather than hide data.
+        let mut rest: Vec<MetricSeries> = wire
+            .into_iter()
+            .map(|(name, points)| MetricSeries { name, points })
+            .collect();
+        rest.sort_by(|a, b| a.name.cmp(&b.name));
+        series.extend(rest);
+        Self { series }
+    }
+
+    /// The series for `metric`, if the answer has it.
+    pub fn get(&self, metric: impl AsRef<str>) -> Option<&MetricSeries> {
+        let metric = metric.as_ref();
+        self.series.iter().find(|s| s.name == metric)
+    }
+
+    /// The series, in query order.
+    pub fn series(&self) -> &[MetricSeries] {
+        &self.series
+    }
+
+    /// How many series there are.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Iterates over the series.
+    pub fn iter(&self) -> std::slice::Iter<'_, MetricSeries> {
+        self.series.iter()
+    }
+}
+
+impl IntoIterator for MetricsData {
+    type Item = MetricSeries;
+    type IntoIter = std::vec::IntoIter<MetricSeries>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.series.into_iter()
+    }
+}
+
+impl<'a> IntoIterator for &'a MetricsData {
+    type Item = &'a MetricSeries;
+    type IntoIter = std::slice::Iter<'a, MetricSeries>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.series.iter()
+    }
+}
+
+/// The server's confirmation of one fired metric: validated and queued for publishing (not
+/// yet stored; Vumi's aggregators write it to graphite later).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FiredMetric {
+    /// The name as sent.
+    pub name: String,
+    /// The value, as the server read it.
+    pub value: f64,
+    /// The aggregator the name selects.
+    pub aggregator: Aggregator,
+}
