@@ -126,10 +126,9 @@ impl Aggregator {
         let mut results: Vec<Option<crate::Result<Vec<Series>>>> =
             (0..self.sources.len()).map(|_| None).collect();
         while let Some(joined) = tasks.join_next().await {
-            match joined {
-                Ok((index, result)) => results[index] = Some(result),
-                // A panicking source is reported below as a failure of that source.
-                Err(_) => {}
+            // A panicking source is left as `None` and reported below as a failure.
+            if let Ok((index, result)) = joined {
+                results[index] = Some(result);
             }
         }
 

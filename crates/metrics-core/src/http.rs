@@ -382,13 +382,13 @@ pub fn decode_json<T: DeserializeOwned>(backend: &'static str, body: &[u8]) -> R
             let mut message = inner.to_string();
             if inner.is_eof() {
                 message.push_str(" (the body ended early: truncated response?)");
-            } else if inner.is_syntax() {
-                if let Some(start) = body_snippet(&body[..body.len().min(256)]) {
-                    message.push_str(&format!(
-                        " (the body is not JSON; it starts with `{}`)",
-                        truncate_chars(&start, 60)
-                    ));
-                }
+            } else if inner.is_syntax()
+                && let Some(start) = body_snippet(&body[..body.len().min(256)])
+            {
+                message.push_str(&format!(
+                    " (the body is not JSON; it starts with `{}`)",
+                    truncate_chars(&start, 60)
+                ));
             }
             Err(Error::decode(
                 backend,
@@ -884,10 +884,10 @@ async fn read_body(
     limit: usize,
 ) -> Result<Bytes> {
     let declared = response.content_length();
-    if let Some(length) = declared {
-        if length > limit as u64 {
-            return Err(Error::BodyTooLarge { backend, limit });
-        }
+    if let Some(length) = declared
+        && length > limit as u64
+    {
+        return Err(Error::BodyTooLarge { backend, limit });
     }
     let read_error = |e: reqwest::Error| {
         let e = e.without_url();

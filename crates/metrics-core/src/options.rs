@@ -207,10 +207,14 @@ impl ClientOptions {
             .timeout(self.timeout)
             .user_agent(self.user_agent.clone())
             .default_headers(self.default_headers.clone())
-            .danger_accept_invalid_certs(self.accept_invalid_certs)
             // None of the five APIs needs a redirect, and following one could carry a
             // request (and Outline's secret path) somewhere unexpected.
             .redirect(reqwest::redirect::Policy::none());
+        // Without a TLS feature there are no certificates to accept.
+        #[cfg(any(feature = "rustls", feature = "native-tls"))]
+        {
+            builder = builder.danger_accept_invalid_certs(self.accept_invalid_certs);
+        }
         if let Some(idle) = self.pool_idle_timeout {
             builder = builder.pool_idle_timeout(idle);
         }

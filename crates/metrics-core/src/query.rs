@@ -103,16 +103,16 @@ impl Query {
     /// Checks what every backend needs: a range whose start is not after its end, and a
     /// non-zero step.
     pub fn validate(&self, backend: &'static str) -> Result<()> {
-        if let Some(range) = &self.range {
-            if range.start > range.end {
-                return Err(Error::invalid_input(
-                    backend,
-                    format!(
-                        "the query range starts ({}) after it ends ({})",
-                        range.start, range.end
-                    ),
-                ));
-            }
+        if let Some(range) = &self.range
+            && range.start > range.end
+        {
+            return Err(Error::invalid_input(
+                backend,
+                format!(
+                    "the query range starts ({}) after it ends ({})",
+                    range.start, range.end
+                ),
+            ));
         }
         if self.step == Some(Duration::ZERO) {
             return Err(Error::invalid_input(

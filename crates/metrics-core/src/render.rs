@@ -267,10 +267,10 @@ pub fn openmetrics(series: &[Series]) -> String {
         let members = &families[family];
         let first = members[0];
         let _ = writeln!(out, "# TYPE {family} {}", first.kind.as_str());
-        if let Some(unit) = &first.unit {
-            if family.ends_with(&format!("_{}", unit.as_str())) {
-                let _ = writeln!(out, "# UNIT {family} {}", unit.as_str());
-            }
+        if let Some(unit) = &first.unit
+            && family.ends_with(&format!("_{}", unit.as_str()))
+        {
+            let _ = writeln!(out, "# UNIT {family} {}", unit.as_str());
         }
         if let Some(help) = &first.help {
             let _ = writeln!(out, "# HELP {family} {}", escape_help(help));

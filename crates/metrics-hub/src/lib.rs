@@ -10,3 +10,8 @@ pub use metrics_core::{
 
 /// The shared core: the HTTP pipeline and model helpers, for writing a source of your own.
 pub use metrics_core as core;
+
+#[cfg(feature = "coopr")]
+#[cfg_attr(docsrs, doc(cfg(feature = "coopr")))]
+#[doc(inline)]
+pub use coopr_client as coopr;
