@@ -517,7 +517,8 @@ impl OutlineClientBuilder {
 
     /// Pins the server certificate by its SHA-256 (64 hex digits, any case, `:` allowed).
     /// The check runs inside the TLS handshake; the handshake signatures are still
-    /// verified. With a pin no CA roots are used at all.
+    /// verified. With a pin no CA roots are used at all, and the pin is enforced even when
+    /// the client options accept invalid certificates.
     ///
     /// Without a pin the certificate must be valid for a public CA — which Outline's
     /// self-signed one never is — unless certificate checks are switched off with
@@ -743,11 +744,11 @@ fn redacted_url(raw: &str) -> String {
 /// echo the request path: `ResourceNotFound` says `/<secret>/route does not exist`.
 fn outline_error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorBody {
     let mut parsed = default_error_body(status, headers, body);
-    if let Some(message) = &mut parsed.message {
-        if let Some(rest) = message.strip_prefix('/') {
-            let after_secret = rest.find(['/', ' ']).map_or("", |at| &rest[at..]);
-            *message = format!("/***{after_secret}");
-        }
+    if let Some(message) = &mut parsed.message
+        && let Some(rest) = message.strip_prefix('/')
+    {
+        let after_secret = rest.find(['/', ' ']).map_or("", |at| &rest[at..]);
+        *message = format!("/***{after_secret}");
     }
     parsed
 }

@@ -321,6 +321,25 @@ pub struct TransferMetrics {
 }
 
 impl TransferMetrics {
+    /// Decodes a whole `GET /metrics/transfer` response body,
+    /// `{"bytesTransferredByUserId":{…}}` — what [`Metrics::transfer`](crate::Metrics::transfer)
+    /// does with the bytes it receives.
+    ///
+    /// ```
+    /// let body = br#"{"bytesTransferredByUserId":{"0":76609,"alpha-key":365474}}"#;
+    /// let transfer = outline_client::TransferMetrics::from_json(body)?;
+    /// assert_eq!(transfer.get("alpha-key"), Some(365_474));
+    /// # Ok::<_, metrics_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] naming the failing field when the body is not that shape.
+    pub fn from_json(body: &[u8]) -> Result<Self> {
+        let response: TransferResponse = metrics_core::http::decode_json(BACKEND, body)?;
+        Ok(response.bytes_transferred_by_user_id)
+    }
+
     /// How many keys had traffic.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -691,7 +710,7 @@ impl fmt::Display for Since {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let seconds = self.seconds;
         for (unit, size) in [('w', 604_800), ('d', 86_400), ('h', 3600)] {
-            if seconds % size == 0 {
+            if seconds.is_multiple_of(size) {
                 return write!(f, "{}{unit}", seconds / size);
             }
         }

@@ -154,8 +154,7 @@ struct Fixture {
 fn fixture(name: &str) -> Fixture {
     let text = FIXTURES
         .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, text)| *text)
+        .find_map(|(n, text)| (*n == name).then_some(*text))
         .unwrap_or_else(|| panic!("no fixture {name}"));
     let value: Value = serde_json::from_str(text).unwrap();
     let request = &value["request"];
