@@ -15,3 +15,8 @@ pub use metrics_core as core;
 #[cfg_attr(docsrs, doc(cfg(feature = "coopr")))]
 #[doc(inline)]
 pub use coopr_client as coopr;
+
+#[cfg(feature = "outline")]
+#[cfg_attr(docsrs, doc(cfg(feature = "outline")))]
+#[doc(inline)]
+pub use outline_client as outline;
