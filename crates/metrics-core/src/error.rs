@@ -372,6 +372,29 @@ impl Error {
     }
 }
 
+impl Error {
+    /// Applies `edit` to every human-readable message in the error, nested ones included. The
+    /// pipeline uses it to scrub a secret URL path from texts that echo the request path.
+    pub(crate) fn edit_messages(&mut self, edit: &mut dyn FnMut(&mut String)) {
+        match self {
+            Self::Config { message, .. }
+            | Self::InvalidInput { message, .. }
+            | Self::Unauthenticated { message, .. }
+            | Self::Forbidden { message, .. }
+            | Self::NotFound { message, .. }
+            | Self::RateLimited { message, .. }
+            | Self::Api { message, .. }
+            | Self::Unsupported { message, .. }
+            | Self::Timeout { message, .. }
+            | Self::Tls { message, .. }
+            | Self::Transport { message, .. }
+            | Self::Decode { message, .. } => edit(message),
+            Self::Incomplete { source, .. } => source.edit_messages(edit),
+            Self::BodyTooLarge { .. } => {}
+        }
+    }
+}
+
 /// Statuses that say "try again": request timeout, too many requests, and server errors
 /// other than 501 (which will not change on a retry).
 pub(crate) fn is_retryable_status(status: u16) -> bool {

@@ -442,6 +442,9 @@ struct Inner {
     client: reqwest::Client,
     auth_headers: Vec<(HeaderName, HeaderValue)>,
     auth_kind: Auth,
+    /// With a secret path: the texts to scrub from error messages (the path and its long
+    /// segments), because servers echo request paths (Outline's `ResourceNotFound`).
+    secrets_in_path: Vec<String>,
     retry: RetryConfig,
     max_response_bytes: usize,
     error_body: ErrorBodyParser,
@@ -520,6 +523,21 @@ impl HttpClient {
     /// Any [`Error`]: the status mapped to its variant with the server's code and message,
     /// [`Error::Timeout`], [`Error::Transport`], [`Error::Tls`], [`Error::BodyTooLarge`].
     pub async fn send(&self, request: Request) -> Result<Response> {
+        self.send_with_retries(request).await.map_err(|mut error| {
+            if !self.inner.secrets_in_path.is_empty() {
+                error.edit_messages(&mut |message| {
+                    for secret in &self.inner.secrets_in_path {
+                        if message.contains(secret.as_str()) {
+                            *message = message.replace(secret.as_str(), "***");
+                        }
+                    }
+                });
+            }
+            error
+        })
+    }
+
+    async fn send_with_retries(&self, request: Request) -> Result<Response> {
         let started = Instant::now();
         let retry = &self.inner.retry;
         let mut retries = 0;
@@ -820,6 +838,21 @@ impl HttpClientBuilder {
             let _ = base_url.set_password(None);
         }
         let base = base_url.as_str().trim_end_matches('/').to_owned();
+        // Segments shorter than 8 characters are not scrubbed on their own: replacing a short
+        // common word everywhere would garble messages (Outline's secret has 22).
+        let secrets_in_path = if self.secret_path {
+            let path = url.path().trim_matches('/');
+            let mut secrets = vec![path.to_owned()];
+            secrets.extend(
+                path.split('/')
+                    .filter(|segment| segment.len() >= 8 && *segment != path)
+                    .map(str::to_owned),
+            );
+            secrets.retain(|s| !s.is_empty());
+            secrets
+        } else {
+            Vec::new()
+        };
         let client = match self.http_client {
             Some(client) => client,
             None => self.options.build_http_client(backend)?,
@@ -833,6 +866,7 @@ impl HttpClientBuilder {
                 client,
                 auth_headers,
                 auth_kind: auth,
+                secrets_in_path,
                 retry: self.retry,
                 max_response_bytes: self.options.max_response_bytes(),
                 error_body: self.error_body,

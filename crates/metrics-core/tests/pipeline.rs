@@ -378,3 +378,25 @@ async fn secret_path_never_appears_in_transport_errors() {
         assert!(!text.contains("Xy7SecretPrefix"), "{text}");
     }
 }
+
+#[tokio::test]
+async fn secret_path_is_scrubbed_from_echoed_error_messages() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path_includes("Xy7SecretPrefix");
+            then.status(404).body(
+                r#"{"code":"ResourceNotFound","message":"/Xy7SecretPrefix/nope does not exist"}"#,
+            );
+        })
+        .await;
+    let http = HttpClient::builder("outline", server.url("/Xy7SecretPrefix"))
+        .with_secret_path(true)
+        .build()
+        .unwrap();
+    let err = http.send(Request::get("nope")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { ref message, .. } if message == "/***/nope does not exist"),
+        "{err:?}"
+    );
+}

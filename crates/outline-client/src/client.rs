@@ -4,11 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use metrics_core::http::{
-    ErrorBody, HttpClient, Request, Response, default_error_body, encode_path_segment,
-};
-use metrics_core::reqwest::header::HeaderMap;
-use metrics_core::reqwest::{StatusCode, Url};
+use metrics_core::http::{HttpClient, Request, Response, encode_path_segment};
+use metrics_core::reqwest::Url;
 use metrics_core::{ClientOptions, Error, Result, RetryConfig, Secret};
 use serde::de::DeserializeOwned;
 
@@ -58,7 +55,6 @@ pub struct OutlineClient {
 
 struct Inner {
     http: HttpClient,
-    redactor: Redactor,
     pinned: bool,
 }
 
@@ -214,7 +210,7 @@ impl OutlineClient {
             .http
             .send(request)
             .await
-            .map_err(|error| self.inner.redactor.error(error, pinned))
+            .map_err(|error| with_pinning_hint(error, pinned))
     }
 
     async fn get_json<T: DeserializeOwned>(&self, request: Request) -> Result<T> {
@@ -587,8 +583,7 @@ impl OutlineClientBuilder {
                 "the apiUrl must start with https:// (Outline serves only HTTPS)",
             ));
         }
-        let secret_path = url.path().trim_matches('/').to_owned();
-        if secret_path.is_empty() {
+        if url.path().trim_matches('/').is_empty() {
             return Err(Error::config(
                 BACKEND,
                 "the apiUrl has no secret path: it should look like https://host:port/<secret>, as the installer printed it",
@@ -613,12 +608,10 @@ impl OutlineClientBuilder {
             .with_options(&self.options)
             .with_http_client(client)
             .with_retry(self.retry)
-            .with_error_body_parser(outline_error_body)
             .build()?;
         Ok(OutlineClient {
             inner: Arc::new(Inner {
                 http,
-                redactor: Redactor::new(&secret_path),
                 pinned: pin.is_some(),
             }),
         })
@@ -740,103 +733,21 @@ fn redacted_url(raw: &str) -> String {
     }
 }
 
-/// The server's `{code, message}` body, with the secret prefix taken out of messages that
-/// echo the request path: `ResourceNotFound` says `/<secret>/route does not exist`.
-fn outline_error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorBody {
-    let mut parsed = default_error_body(status, headers, body);
-    if let Some(message) = &mut parsed.message
-        && let Some(rest) = message.strip_prefix('/')
+/// A TLS failure without a pin is almost always Outline's self-signed certificate: say so.
+/// (The pipeline has already scrubbed the secret path from every message.)
+fn with_pinning_hint(mut error: Error, pinned: bool) -> Error {
+    if let Error::Tls { message, .. } = &mut error
+        && !pinned
     {
-        let after_secret = rest.find(['/', ' ']).map_or("", |at| &rest[at..]);
-        *message = format!("/***{after_secret}");
+        message
+            .push_str(" (Outline servers use a self-signed certificate: pin it with certSha256)");
     }
-    parsed
-}
-
-/// Removes the secret path from error texts that might echo it.
-struct Redactor {
-    needles: Vec<String>,
-}
-
-impl Redactor {
-    /// Segments shorter than this are not scrubbed on their own: replacing a short common
-    /// word everywhere would garble messages, and Outline's secret is 22 characters.
-    const MIN_SEGMENT: usize = 8;
-
-    fn new(secret_path: &str) -> Self {
-        let mut needles = vec![secret_path.to_owned()];
-        needles.extend(
-            secret_path
-                .split('/')
-                .filter(|s| s.len() >= Self::MIN_SEGMENT && *s != secret_path)
-                .map(str::to_owned),
-        );
-        Self { needles }
-    }
-
-    fn text(&self, text: &mut String) {
-        for needle in &self.needles {
-            if text.contains(needle.as_str()) {
-                *text = text.replace(needle.as_str(), "***");
-            }
-        }
-    }
-
-    fn error(&self, mut error: Error, pinned: bool) -> Error {
-        match &mut error {
-            Error::Config { message, .. }
-            | Error::InvalidInput { message, .. }
-            | Error::Unauthenticated { message, .. }
-            | Error::Forbidden { message, .. }
-            | Error::NotFound { message, .. }
-            | Error::RateLimited { message, .. }
-            | Error::Api { message, .. }
-            | Error::Unsupported { message, .. }
-            | Error::Timeout { message, .. }
-            | Error::Transport { message, .. }
-            | Error::Decode { message, .. } => self.text(message),
-            Error::Tls { message, .. } => {
-                self.text(message);
-                if !pinned {
-                    message.push_str(
-                        " (Outline servers use a self-signed certificate: pin it with certSha256)",
-                    );
-                }
-            }
-            Error::Incomplete { source, .. } => {
-                let inner =
-                    std::mem::replace(source.as_mut(), Error::config(BACKEND, String::new()));
-                **source = self.error(inner, pinned);
-            }
-            _ => {}
-        }
-        error
-    }
+    error
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn resource_not_found_messages_lose_the_prefix() {
-        let body = br#"{"code":"ResourceNotFound","message":"/AbCdEfGhIjKl/does-not-exist does not exist"}"#;
-        let parsed = outline_error_body(StatusCode::NOT_FOUND, &HeaderMap::new(), body);
-        assert_eq!(parsed.code.as_deref(), Some("ResourceNotFound"));
-        assert_eq!(
-            parsed.message.as_deref(),
-            Some("/***/does-not-exist does not exist")
-        );
-        let bare = br#"{"code":"ResourceNotFound","message":"/AbCdEfGhIjKl does not exist"}"#;
-        let parsed = outline_error_body(StatusCode::NOT_FOUND, &HeaderMap::new(), bare);
-        assert_eq!(parsed.message.as_deref(), Some("/*** does not exist"));
-        let other = br#"{"code":"NotFound","message":"Access key \"9\" not found"}"#;
-        let parsed = outline_error_body(StatusCode::NOT_FOUND, &HeaderMap::new(), other);
-        assert_eq!(
-            parsed.message.as_deref(),
-            Some("Access key \"9\" not found")
-        );
-    }
 
     #[test]
     fn install_output_forms() {
@@ -870,22 +781,5 @@ mod tests {
             assert!(matches!(key_path(bad, ""), Err(Error::InvalidInput { .. })));
         }
         assert_eq!(key_path("...", "").unwrap(), "access-keys/...");
-    }
-
-    #[test]
-    fn redactor_scrubs_nested_errors() {
-        let redactor = Redactor::new("AbCdEfGhIjKlMnOpQrStUv");
-        let error = Error::Incomplete {
-            backend: BACKEND,
-            unsent: 1,
-            source: Box::new(Error::api(
-                BACKEND,
-                500,
-                None,
-                "boom at /AbCdEfGhIjKlMnOpQrStUv/x",
-            )),
-        };
-        let redacted = redactor.error(error, true);
-        assert!(!format!("{redacted} {redacted:?}").contains("AbCdEf"));
     }
 }
