@@ -58,6 +58,8 @@ pub struct VumiClient {
 
 struct Inner {
     http: HttpClient,
+    /// `/health/` relative to the base URL: it is never under the path prefix.
+    health_path: String,
     owner: Option<HeaderValue>,
     max_points: Option<u64>,
     metrics: Vec<MetricName>,
@@ -195,6 +197,34 @@ impl VumiClient {
         fired
             .pop()
             .ok_or_else(|| Error::decode(BACKEND, "", "the server confirmed no metric"))
+    }
+
+    /// `GET /health/` at the server's root (never under the path prefix, no credentials
+    /// needed): `Ok` when the server answers 200 `OK`.
+    ///
+    /// # Errors
+    ///
+    /// The server's error status, [`Error::Decode`] for a 200 with another body,
+    /// [`Error::Timeout`], [`Error::Transport`].
+    pub async fn health(&self) -> Result<()> {
+        let response = self
+            .inner
+            .http
+            .send(Request::get(self.inner.health_path.clone()))
+            .await?;
+        let text = response.text();
+        if text.trim() == "OK" {
+            Ok(())
+        } else {
+            Err(Error::decode(
+                BACKEND,
+                "",
+                format!(
+                    "/health/ answered `{}` instead of `OK`",
+                    body_snippet(text.as_bytes()).unwrap_or_default()
+                ),
+            ))
+        }
     }
 
     fn with_owner(&self, request: Request) -> Request {
@@ -562,9 +592,20 @@ impl VumiClientBuilder {
             .with_retry(self.retry)
             .with_error_body_parser(error_body)
             .build()?;
+        // The base URL was validated by the HTTP client above; `..` segments climb out of
+        // the path prefix when the URL is resolved.
+        let depth = metrics_core::reqwest::Url::parse(trimmed)
+            .ok()
+            .and_then(|url| {
+                url.path_segments()
+                    .map(|s| s.filter(|p| !p.is_empty()).count())
+            })
+            .unwrap_or(0);
+        let health_path = format!("{}health/", "../".repeat(depth));
         Ok(VumiClient {
             inner: Arc::new(Inner {
                 http,
+                health_path,
                 owner,
                 max_points: self.max_points,
                 metrics,

@@ -254,6 +254,16 @@ impl TryFrom<&MetricName> for MetricName {
     }
 }
 
+/// Lets a constructor's result be passed on as is:
+/// `with_metric(MetricName::account("default", "hits", Aggregator::Sum))`.
+impl TryFrom<Result<MetricName, ParseError>> for MetricName {
+    type Error = ParseError;
+
+    fn try_from(result: Result<MetricName, ParseError>) -> Result<Self, ParseError> {
+        result
+    }
+}
+
 impl From<MetricName> for String {
     fn from(name: MetricName) -> Self {
         name.name
@@ -332,7 +342,7 @@ where
 ///     query.to_params(Some(10_000)).unwrap(),
 ///     [
 ///         ("m", "stores.a.a.last"), ("m", "stores.b.c.avg"), ("from", "-30d"),
-///         ("until", "-1d"), ("interval", "1d"), ("align_to_from", "true"), ("nulls", "keep"),
+///         ("until", "-1d"), ("interval", "1day"), ("align_to_from", "true"), ("nulls", "keep"),
 ///     ].map(|(k, v)| (k.to_owned(), v.to_owned()))
 /// );
 ///

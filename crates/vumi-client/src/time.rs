@@ -144,29 +144,54 @@ impl TimeUnit {
 
     /// Reads any spelling the server accepts (case-sensitive, as the server is).
     pub fn from_suffix(suffix: &str) -> Option<Self> {
-        Some(match suffix {
-            "s" | "second" | "seconds" => Self::Seconds,
-            "min" | "mins" | "minute" | "minutes" => Self::Minutes,
-            "h" | "hour" | "hours" => Self::Hours,
-            "d" | "day" | "days" => Self::Days,
-            "w" | "week" | "weeks" => Self::Weeks,
-            "mon" | "month" | "months" => Self::Months,
-            "y" | "year" | "years" => Self::Years,
-            _ => return None,
-        })
+        spelling(suffix).map(|(unit, _)| unit)
     }
+}
+
+/// Every spelling the server accepts, with its unit.
+const SPELLINGS: [(&str, TimeUnit); 22] = [
+    ("s", TimeUnit::Seconds),
+    ("second", TimeUnit::Seconds),
+    ("seconds", TimeUnit::Seconds),
+    ("min", TimeUnit::Minutes),
+    ("mins", TimeUnit::Minutes),
+    ("minute", TimeUnit::Minutes),
+    ("minutes", TimeUnit::Minutes),
+    ("h", TimeUnit::Hours),
+    ("hour", TimeUnit::Hours),
+    ("hours", TimeUnit::Hours),
+    ("d", TimeUnit::Days),
+    ("day", TimeUnit::Days),
+    ("days", TimeUnit::Days),
+    ("w", TimeUnit::Weeks),
+    ("week", TimeUnit::Weeks),
+    ("weeks", TimeUnit::Weeks),
+    ("mon", TimeUnit::Months),
+    ("month", TimeUnit::Months),
+    ("months", TimeUnit::Months),
+    ("y", TimeUnit::Years),
+    ("year", TimeUnit::Years),
+    ("years", TimeUnit::Years),
+];
+
+/// The unit and the static form of one of its spellings.
+fn spelling(suffix: &str) -> Option<(TimeUnit, &'static str)> {
+    SPELLINGS
+        .iter()
+        .find(|(text, _)| *text == suffix)
+        .map(|(text, unit)| (*unit, *text))
 }
 
 const UNITS_HELP: &str = "s, min, h, d, w, mon or y (or their long forms: seconds, minutes, hours, days, weeks, months, years)";
 
-/// Splits `<digits><unit>` into its count and unit.
-fn parse_count_unit(text: &str) -> Result<(u64, TimeUnit), String> {
+/// Splits `<digits><unit>` into its count, unit and the unit's spelling.
+fn parse_count_unit(text: &str) -> Result<(u64, TimeUnit, &'static str), String> {
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
     if digits == 0 {
         return Err("it must start with a whole number".to_owned());
     }
     let (count, unit) = text.split_at(digits);
-    let unit = TimeUnit::from_suffix(unit).ok_or_else(|| {
+    let (unit, suffix) = spelling(unit).ok_or_else(|| {
         if unit.is_empty() {
             format!("the number has no unit; add one of {UNITS_HELP}")
         } else {
@@ -176,7 +201,46 @@ fn parse_count_unit(text: &str) -> Result<(u64, TimeUnit), String> {
     let count = count
         .parse::<u64>()
         .map_err(|_| "the number is too large".to_owned())?;
-    Ok((count, unit))
+    Ok((count, unit, suffix))
+}
+
+/// A count of units, with the unit spelled as it was written (`1day` stays `1day`); equal
+/// when count and unit are.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    amount: u64,
+    unit: TimeUnit,
+    suffix: &'static str,
+}
+
+impl Span {
+    const fn new(amount: u64, unit: TimeUnit) -> Self {
+        Self {
+            amount,
+            unit,
+            suffix: unit.suffix(),
+        }
+    }
+}
+
+impl PartialEq for Span {
+    fn eq(&self, other: &Self) -> bool {
+        (self.amount, self.unit) == (other.amount, other.unit)
+    }
+}
+
+impl Eq for Span {}
+
+impl std::hash::Hash for Span {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.amount, self.unit).hash(state);
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.amount, self.suffix)
+    }
 }
 
 /// The size of a graphite `summarize` bucket: `<n><unit>`, n > 0.
@@ -191,17 +255,11 @@ fn parse_count_unit(text: &str) -> Result<(u64, TimeUnit), String> {
 /// assert!(Interval::hours(0).is_err()); // the server divides by it: HTTP 500
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Interval {
-    amount: u64,
-    unit: TimeUnit,
-}
+pub struct Interval(Span);
 
 impl Interval {
     /// The server's default, `1hour`.
-    pub const DEFAULT: Self = Self {
-        amount: 1,
-        unit: TimeUnit::Hours,
-    };
+    pub const DEFAULT: Self = Self(Span::new(1, TimeUnit::Hours));
 
     /// `amount` units.
     ///
@@ -216,7 +274,7 @@ impl Interval {
             ));
         }
         match amount.checked_mul(unit.seconds()) {
-            Some(seconds) if seconds <= MAX_INTERVAL_SECONDS => Ok(Self { amount, unit }),
+            Some(seconds) if seconds <= MAX_INTERVAL_SECONDS => Ok(Self(Span::new(amount, unit))),
             _ => Err(ParseError::new(format!(
                 "the interval {amount}{} is longer than graphite's limit of 999999999 days",
                 unit.suffix()
@@ -310,18 +368,18 @@ impl Interval {
 
     /// The count.
     pub fn amount(self) -> u64 {
-        self.amount
+        self.0.amount
     }
 
     /// The unit.
     pub fn unit(self) -> TimeUnit {
-        self.unit
+        self.0.unit
     }
 
     /// The length in seconds.
     pub fn seconds(self) -> u64 {
         // Bounded by MAX_INTERVAL_SECONDS in the constructor.
-        self.amount * self.unit.seconds()
+        self.0.amount * self.0.unit.seconds()
     }
 }
 
@@ -333,21 +391,23 @@ impl Default for Interval {
 
 impl fmt::Display for Interval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", self.amount, self.unit.suffix())
+        self.0.fmt(f)
     }
 }
 
 impl FromStr for Interval {
     type Err = ParseError;
 
-    /// Reads `<digits><unit>` in any spelling the server accepts (`1hour`, `012min`, `2w`).
+    /// Reads `<digits><unit>` in any spelling the server accepts (`1hour`, `012min`, `2w`);
+    /// the unit is sent as spelled, the count without leading zeros.
     fn from_str(text: &str) -> Result<Self, ParseError> {
-        let (amount, unit) = parse_count_unit(text).map_err(|reason| {
+        let (amount, unit, suffix) = parse_count_unit(text).map_err(|reason| {
             ParseError::new(format!(
                 "`{text}` is not an interval the Vumi metrics API accepts: {reason}"
             ))
         })?;
-        Self::new(amount, unit)
+        let Self(span) = Self::new(amount, unit)?;
+        Ok(Self(Span { suffix, ..span }))
     }
 }
 
@@ -364,6 +424,15 @@ impl TryFrom<String> for Interval {
 
     fn try_from(text: String) -> Result<Self, ParseError> {
         text.parse()
+    }
+}
+
+/// Lets a constructor's result be passed on as is: `with_interval(Interval::hours(1))`.
+impl TryFrom<Result<Interval, ParseError>> for Interval {
+    type Error = ParseError;
+
+    fn try_from(result: Result<Interval, ParseError>) -> Result<Self, ParseError> {
+        result
     }
 }
 
@@ -401,7 +470,7 @@ enum Repr {
     Today,
     Yesterday,
     Tomorrow,
-    Ago { amount: u64, unit: TimeUnit },
+    Ago(Span),
     At(NaiveDateTime),
     Date(NaiveDate),
     Unix(u64),
@@ -433,7 +502,7 @@ impl TimeSpec {
     /// `-<amount><unit>`: that long before now. `ago(0, Seconds)` is the server's default
     /// `until`, `-0s`. A time before the year 1 is rejected when the query is sent.
     pub const fn ago(amount: u64, unit: TimeUnit) -> Self {
-        Self(Repr::Ago { amount, unit })
+        Self(Repr::Ago(Span::new(amount, unit)))
     }
 
     /// `HH:MM_YYYYMMDD`, UTC.
@@ -518,7 +587,7 @@ impl TimeSpec {
             Repr::Now | Repr::Today => Some(now),
             Repr::Yesterday => now.checked_sub_signed(day),
             Repr::Tomorrow => now.checked_add_signed(day),
-            Repr::Ago { amount, unit } => {
+            Repr::Ago(Span { amount, unit, .. }) => {
                 let seconds = i64::try_from(u128::from(amount) * u128::from(unit.seconds())).ok();
                 seconds
                     .and_then(TimeDelta::try_seconds)
@@ -547,7 +616,7 @@ impl fmt::Display for TimeSpec {
             Repr::Today => f.write_str("today"),
             Repr::Yesterday => f.write_str("yesterday"),
             Repr::Tomorrow => f.write_str("tomorrow"),
-            Repr::Ago { amount, unit } => write!(f, "-{amount}{}", unit.suffix()),
+            Repr::Ago(span) => write!(f, "-{span}"),
             Repr::At(at) => write!(
                 f,
                 "{:02}:{:02}_{:04}{:02}{:02}",
@@ -612,8 +681,13 @@ impl FromStr for TimeSpec {
             _ => {}
         }
         if let Some(relative) = text.strip_prefix('-') {
-            let (amount, unit) = parse_count_unit(relative).map_err(|reason| fail(&reason))?;
-            return Ok(Self::ago(amount, unit));
+            let (amount, unit, suffix) =
+                parse_count_unit(relative).map_err(|reason| fail(&reason))?;
+            return Ok(Self(Repr::Ago(Span {
+                amount,
+                unit,
+                suffix,
+            })));
         }
         if text.contains(':') {
             return parse_hh_mm_date(text).ok_or_else(|| fail("HH:MM_YYYYMMDD needs two-digit hours (00-23) and minutes (00-59), `_`, and a real date"));
@@ -672,6 +746,15 @@ impl TryFrom<String> for TimeSpec {
 
     fn try_from(text: String) -> Result<Self, ParseError> {
         text.parse()
+    }
+}
+
+/// Lets a constructor's result be passed on as is: `with_from(TimeSpec::unix(t))`.
+impl TryFrom<Result<TimeSpec, ParseError>> for TimeSpec {
+    type Error = ParseError;
+
+    fn try_from(result: Result<TimeSpec, ParseError>) -> Result<Self, ParseError> {
+        result
     }
 }
 
