@@ -27,7 +27,8 @@
 #
 # Tunables (environment): UNLEASH_SERVER_HOME (state dir, default <repo>/target/unleash-server),
 # UNLEASH_SERVER_VERSION (8.2.0), UNLEASH_PORT (4242), UNLEASH_PG_PORT (5433),
-# UNLEASH_HEALTH_TIMEOUT (seconds, 180). The ports and tokens used by `start` are remembered in
+# UNLEASH_HEALTH_TIMEOUT (seconds, 180), UNLEASH_FORCE_APT=1 (run apt-get even when PostgreSQL
+# is installed, to check that path). The ports and tokens used by `start` are remembered in
 # the state dir, so `stop-app`/`start-app`/`env` need no variables.
 #
 # Timings seen here: from nothing ~1-2 min (apt-get PostgreSQL, npm install ~40 s, migrations);
@@ -116,7 +117,7 @@ find_pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1;
 ensure_tools() {
   command -v curl >/dev/null || apt_install curl ca-certificates
   PG_BIN="$(find_pg_bin || true)"
-  if [[ -z "$PG_BIN" || ! -x "$PG_BIN/initdb" ]]; then
+  if [[ -z "$PG_BIN" || ! -x "$PG_BIN/initdb" || "${UNLEASH_FORCE_APT:-0}" == 1 ]]; then
     apt_install postgresql
     PG_BIN="$(find_pg_bin || true)"
   fi

@@ -236,6 +236,8 @@ struct Shared {
     current_start: Mutex<DateTime<Utc>>,
     /// Counts whose POST failed in a way that says they were not counted.
     unsent: Mutex<Option<MetricsBucket>>,
+    /// The bucket being posted right now: still pending until its answer decides its fate.
+    in_flight: Mutex<Option<MetricsBucket>>,
     /// One POST at a time: a flush from the caller and one from the background never race.
     send_lock: tokio::sync::Mutex<()>,
     state: Mutex<State>,
@@ -367,6 +369,7 @@ impl MetricsRecorder {
             counters: RwLock::new(HashMap::new()),
             current_start: Mutex::new(Utc::now()),
             unsent: Mutex::new(None),
+            in_flight: Mutex::new(None),
             send_lock: tokio::sync::Mutex::new(()),
             state: Mutex::new(State {
                 running: true,
@@ -473,8 +476,8 @@ impl MetricsRecorder {
 
     /// What the recorder has done so far.
     pub fn status(&self) -> RecorderStatus {
-        let pending = self.pending().evaluations();
         let state = lock(&self.shared.state);
+        let pending = self.shared.pending().evaluations();
         RecorderStatus {
             running: state.running && state.stopped.is_none(),
             stopped: state.stopped.as_ref().map(ToString::to_string),
@@ -488,26 +491,11 @@ impl MetricsRecorder {
         }
     }
 
-    /// A copy of everything counted and not sent yet: unsent buckets merged with the
-    /// current one.
+    /// A copy of everything counted and not sent yet: unsent buckets, the one being sent,
+    /// and the current one, merged.
     pub fn pending(&self) -> MetricsBucket {
-        let shared = &self.shared;
-        let now = Utc::now();
-        let mut bucket = MetricsBucket::new(*lock(&shared.current_start)).with_stop(now);
-        {
-            let counters = shared
-                .counters
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            for (name, counter) in counters.iter() {
-                bucket.toggles.insert(name.to_string(), counter.snapshot());
-            }
-        }
-        if let Some(unsent) = lock(&shared.unsent).as_ref() {
-            bucket.merge(unsent);
-        }
-        bucket.prune();
-        bucket
+        let _state = lock(&self.shared.state);
+        self.shared.pending()
     }
 
     /// The client the recorder sends with.
@@ -517,6 +505,26 @@ impl MetricsRecorder {
 }
 
 impl Shared {
+    /// Everything not sent yet. The caller holds the state lock.
+    fn pending(&self) -> MetricsBucket {
+        let now = Utc::now();
+        let mut bucket = MetricsBucket::new(*lock(&self.current_start)).with_stop(now);
+        {
+            let counters = self.counters.read().unwrap_or_else(PoisonError::into_inner);
+            for (name, counter) in counters.iter() {
+                bucket.toggles.insert(name.to_string(), counter.snapshot());
+            }
+        }
+        if let Some(unsent) = lock(&self.unsent).as_ref() {
+            bucket.merge(unsent);
+        }
+        if let Some(in_flight) = lock(&self.in_flight).as_ref() {
+            bucket.merge(in_flight);
+        }
+        bucket.prune();
+        bucket
+    }
+
     /// Swaps in fresh counters and returns the old ones as a bucket.
     fn take_current(&self, now: DateTime<Utc>) -> MetricsBucket {
         let taken = std::mem::take(
@@ -537,23 +545,31 @@ impl Shared {
 
     async fn flush(&self) -> Result<u64> {
         let _sending = self.send_lock.lock().await;
-        if let Some(error) = lock(&self.state).stopped.as_ref() {
-            return Err(replay(error));
-        }
-        let now = Utc::now();
-        let mut bucket = self.take_current(now);
-        if let Some(unsent) = lock(&self.unsent).take() {
-            bucket.merge(&unsent);
-        }
-        bucket.prune();
-        if bucket.is_empty() {
-            return Ok(0);
-        }
-        // The server books the whole bucket under the hour of `stop`: set it at send time.
-        bucket.stop = Utc::now();
-        let evaluations = bucket.evaluations();
+        let (bucket, evaluations) = {
+            // Moving counts between the current bucket, the unsent one and the one in flight
+            // happens under the state lock, so that `status` never sees them nowhere.
+            let state = lock(&self.state);
+            if let Some(error) = state.stopped.as_ref() {
+                return Err(replay(error));
+            }
+            let now = Utc::now();
+            let mut bucket = self.take_current(now);
+            if let Some(unsent) = lock(&self.unsent).take() {
+                bucket.merge(&unsent);
+            }
+            bucket.prune();
+            if bucket.is_empty() {
+                return Ok(0);
+            }
+            // The server books the whole bucket under the hour of `stop`: set it at send time.
+            bucket.stop = now;
+            let evaluations = bucket.evaluations();
+            *lock(&self.in_flight) = Some(bucket.clone());
+            (bucket, evaluations)
+        };
         let result = self.client.send_metrics(&bucket).await;
         let mut state = lock(&self.state);
+        lock(&self.in_flight).take();
         let error = match result {
             Ok(()) => {
                 state.failures = state.failures.saturating_sub(1);
@@ -675,6 +691,14 @@ async fn run(shared: Arc<Shared>) {
         }
         if shared.shutting_down.load(Ordering::SeqCst) {
             return;
+        }
+        // A failure in a flush the caller started may have pushed the next attempt back
+        // (Retry-After) while this task slept.
+        let allowed = lock(&shared.state)
+            .not_before
+            .is_none_or(|t| t <= Instant::now());
+        if !allowed {
+            continue;
         }
         // Errors are recorded in the state and logged; the loop goes on unless stopped.
         let _ = shared.flush().await;
