@@ -547,8 +547,14 @@ fn admin(
                 .and_then(|h| h.parse::<i64>().ok())
                 .filter(|h| (1..=48).contains(h))
                 .unwrap_or(24);
-            match serde_json::to_value(raw_metrics(state, name, hours_back, now)) {
-                Ok(value) => json_response(StatusCode::OK, &value),
+            // Serialized from the structs, not a `Value`, to keep the server's key orders.
+            match serde_json::to_string(&raw_metrics(state, name, hours_back, now)) {
+                Ok(text) => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                    text,
+                )
+                    .into_response(),
                 Err(_) => empty(StatusCode::INTERNAL_SERVER_ERROR),
             }
         }
