@@ -94,9 +94,15 @@ pub enum OwnerMode {
 pub enum GraphiteMode {
     /// The emulated graphite store: seeded and fired values, summarized per query.
     Store,
-    /// Every target answers these `(value, timestamp)` datapoints, unsummarized (the stub
-    /// the reference fixtures were recorded with).
-    Stub(Vec<(Option<f64>, i64)>),
+    /// A stub that answers canned `(value, timestamp)` datapoints, unsummarized, as the stub
+    /// the reference fixtures were recorded with and the upstream tests' graphite do.
+    Stub {
+        /// What every target answers, if set.
+        datapoints: Option<Vec<(Option<f64>, i64)>>,
+        /// What the targets of these metrics (the `m` values) answer instead. Metrics in
+        /// neither have no series.
+        series: BTreeMap<String, Vec<(Option<f64>, i64)>>,
+    },
 }
 
 /// The server's configuration, as far as a client can see it.
@@ -214,7 +220,40 @@ impl VumiEmulatorConfig {
     /// Answers every target with these datapoints instead of the store.
     #[must_use]
     pub fn with_graphite_stub(mut self, datapoints: impl Into<Vec<(Option<f64>, i64)>>) -> Self {
-        self.graphite = GraphiteMode::Stub(datapoints.into());
+        match &mut self.graphite {
+            GraphiteMode::Stub {
+                datapoints: slot, ..
+            } => *slot = Some(datapoints.into()),
+            GraphiteMode::Store => {
+                self.graphite = GraphiteMode::Stub {
+                    datapoints: Some(datapoints.into()),
+                    series: BTreeMap::new(),
+                };
+            }
+        }
+        self
+    }
+
+    /// Answers the target of `metric` (an `m` value) with these datapoints instead of the
+    /// store; other metrics have no series unless [`with_graphite_stub`](Self::with_graphite_stub)
+    /// is set too.
+    #[must_use]
+    pub fn with_graphite_stub_series(
+        mut self,
+        metric: impl Into<String>,
+        datapoints: impl Into<Vec<(Option<f64>, i64)>>,
+    ) -> Self {
+        match &mut self.graphite {
+            GraphiteMode::Stub { series, .. } => {
+                series.insert(metric.into(), datapoints.into());
+            }
+            GraphiteMode::Store => {
+                self.graphite = GraphiteMode::Stub {
+                    datapoints: None,
+                    series: BTreeMap::from([(metric.into(), datapoints.into())]),
+                };
+            }
+        }
         self
     }
 
@@ -861,10 +900,15 @@ fn handle_get(shared: &Shared, owner: &str, query: &str) -> Response {
             Render::Error
         } else {
             match &shared.config.graphite {
-                GraphiteMode::Stub(datapoints) => Render::Ok(
+                GraphiteMode::Stub { datapoints, series } => Render::Ok(
                     targets
                         .iter()
-                        .map(|t| (t.alias.clone(), datapoints.clone()))
+                        .filter_map(|t| {
+                            series
+                                .get(&t.alias)
+                                .or(datapoints.as_ref())
+                                .map(|points| (t.alias.clone(), points.clone()))
+                        })
                         .collect(),
                 ),
                 GraphiteMode::Store => graphite::render(
