@@ -681,8 +681,11 @@ impl FromStr for TimeSpec {
             _ => {}
         }
         if let Some(relative) = text.strip_prefix('-') {
-            let (amount, unit, suffix) =
-                parse_count_unit(relative).map_err(|reason| fail(&reason))?;
+            let (amount, unit, suffix) = parse_count_unit(relative).map_err(|reason| {
+                ParseError::new(format!(
+                    "`{text}` is not a time the Vumi metrics API accepts: a relative time is -<n><unit>, and {reason}"
+                ))
+            })?;
             return Ok(Self(Repr::Ago(Span {
                 amount,
                 unit,

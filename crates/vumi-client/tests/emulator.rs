@@ -388,7 +388,10 @@ async fn upstream_post_vectors() {
         assert_eq!(fired.aggregator, agg);
     }
     // go_http's MetricsApiClient test: fire({"foo.last": 3.1415}).
-    #[allow(clippy::approx_constant, reason = "the value of go_http's test, not pi")]
+    #[allow(
+        clippy::approx_constant,
+        reason = "the value of go_http's test, not pi"
+    )]
     const PEER_VALUE: f64 = 3.1415;
     let fired = client.fire_one("foo.last", PEER_VALUE).await.unwrap();
     assert_eq!(fired.value, PEER_VALUE);

@@ -399,6 +399,23 @@ fn every_fixture_is_in_exactly_one_group() {
     assert_eq!(grouped, listed);
 }
 
+#[test]
+fn the_core_default_parser_reads_every_recorded_error_body() {
+    use metrics_core::http::default_error_body;
+    use metrics_core::reqwest::{StatusCode, header::HeaderMap};
+    for (name, _) in ALL {
+        let fx = fixture(name);
+        if fx.status() < 400 || !fx.body().is_object() {
+            continue;
+        }
+        let status = StatusCode::from_u16(fx.status()).unwrap();
+        let parsed = default_error_body(status, &HeaderMap::new(), &fx.body_bytes());
+        assert_eq!(parsed.message.as_deref(), Some(fx.reason()), "{name}");
+        // `status_code` is not an error code of its own.
+        assert_eq!(parsed.code, None, "{name}");
+    }
+}
+
 #[tokio::test]
 async fn recorded_requests_are_sent_exactly_and_answers_typed() {
     for name in SENT_AS_RECORDED {
