@@ -98,7 +98,7 @@ fn register_body(app: &str) -> Value {
     })
 }
 
-fn metrics_body(app: &str, stop: &str, toggles: Value) -> Value {
+fn metrics_body(app: &str, stop: &str, toggles: &Value) -> Value {
     json!({"appName": app, "instanceId": "i-1", "bucket": {"start": "2026-11-22T09:37:57.000Z", "stop": stop, "toggles": toggles}})
 }
 
@@ -176,7 +176,7 @@ async fn validation_errors_match_the_server() {
         &metrics_body(
             "x",
             "2026-11-22T09:01:00Z",
-            json!({"my-flag": {"yes": -1, "no": 0}}),
+            &json!({"my-flag": {"yes": -1, "no": 0}}),
         ),
     )
     .await;
@@ -234,7 +234,7 @@ async fn token_types() {
     let body = metrics_body(
         "x",
         "2026-11-22T09:01:00Z",
-        json!({"my-flag": {"yes": 1, "no": 1}}),
+        &json!({"my-flag": {"yes": 1, "no": 1}}),
     );
     for token in [None, Some(""), Some("bogus")] {
         let answer = call(
@@ -337,7 +337,7 @@ async fn metrics_are_booked_like_the_server_does() {
         &metrics_body(
             "rust-demo-app",
             "2026-11-22T09:38:57.000Z",
-            json!({"my-flag": {"yes": 7, "no": 3}}),
+            &json!({"my-flag": {"yes": 7, "no": 3}}),
         ),
     )
     .await;
@@ -741,7 +741,7 @@ async fn admin_writes() {
         &metrics_body(
             "app",
             &Utc::now().to_rfc3339(),
-            json!({"new-flag": {"yes": 2, "no": 1}}),
+            &json!({"new-flag": {"yes": 2, "no": 1}}),
         ),
     )
     .await;

@@ -1,19 +1,5 @@
 //! [`MetricsRecorder`]: counts flag evaluations from many tasks and sends them to
 //! `POST /api/client/metrics` in the background, without losing or double-counting any.
-//!
-//! How a bucket's fate is decided when a POST fails (reference §12):
-//!
-//! | answer | what happens to the counts | next attempt |
-//! |---|---|---|
-//! | 2xx (202, or 204 when the server has metrics disabled) | sent | after `interval`; one failure forgiven |
-//! | 429, 5xx, 404, 408, connection refused | kept, merged into the next bucket (sums, earliest start) | after `interval × (1 + failures)` (failures ≤ 10), and not before `Retry-After` |
-//! | 401, 403 | kept | none: the background flush stops and the error is surfaced by [`MetricsRecorder::status`], `flush` and `shutdown` |
-//! | 400 (or another 4xx) | dropped and logged with the server's details: resending the same data cannot succeed | after `interval` |
-//! | timeout or broken connection after the request was sent | dropped and logged: the server may have counted it, and resending would count it twice | after `interval` |
-//!
-//! Metric POSTs are sent with [`Request::without_retries`](metrics_core::http::Request::without_retries)
-//! (in [`UnleashClient::send_metrics`]), so the recorder is the only place that decides about
-//! sending counts again.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -138,7 +124,21 @@ pub struct RecorderStatus {
 /// Counting is cheap and lock-light (a read lock and an atomic add once a flag has been
 /// seen), so it can sit in a hot path shared by many tasks: clones share one set of counters
 /// and one background task. Unsent counts survive failures and are merged into the next
-/// bucket; see the [module docs](self) for what happens on each kind of failure.
+/// bucket.
+///
+/// What happens to a bucket, by the server's answer:
+///
+/// | answer | what happens to the counts | next attempt |
+/// |---|---|---|
+/// | 2xx (202, or 204 when the server has metrics disabled) | sent | after `interval`; one failure forgiven |
+/// | 429, 5xx, 404, 408, connection refused | kept, merged into the next bucket (sums, earliest start) | after `interval × (1 + failures)` (failures ≤ 10), and not before `Retry-After` |
+/// | 401, 403 | kept | none: the background flush stops and the error is surfaced by [`MetricsRecorder::status`], `flush` and `shutdown` |
+/// | 400 (or another 4xx) | dropped and logged with the server's details: resending the same data cannot succeed | after `interval` |
+/// | timeout or broken connection after the request was sent | dropped and logged: the server may have counted it, and resending would count it twice | after `interval` |
+///
+/// Metric POSTs are sent with [`Request::without_retries`](metrics_core::http::Request::without_retries)
+/// (in [`UnleashClient::send_metrics`]), so the recorder is the only place that decides about
+/// sending counts again.
 ///
 /// Call [`shutdown`](Self::shutdown) before exiting: it sends what is left. Dropping the
 /// last clone only stops the background task.
