@@ -20,3 +20,8 @@ pub use coopr_client as coopr;
 #[cfg_attr(docsrs, doc(cfg(feature = "outline")))]
 #[doc(inline)]
 pub use outline_client as outline;
+
+#[cfg(feature = "vumi")]
+#[cfg_attr(docsrs, doc(cfg(feature = "vumi")))]
+#[doc(inline)]
+pub use vumi_client as vumi;
