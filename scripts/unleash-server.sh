@@ -31,8 +31,10 @@
 # is installed, to check that path). The ports and tokens used by `start` are remembered in
 # the state dir, so `stop-app`/`start-app`/`env` need no variables.
 #
-# Timings seen here: from nothing ~1-2 min (apt-get PostgreSQL, npm install ~40 s, migrations);
-# warm ~5 s; already running: instant.
+# Timings seen here (2 cores): from nothing 40-55 s (apt-get ~10 s when PostgreSQL is missing,
+# npm install 31-36 s, initdb + migrations + start 5-9 s); warm (installed, stopped) ~4 s;
+# already running 0.06 s; stop ~2 s. The PostgreSQL cluster lives in $STATE/pg, or in
+# /var/tmp/unleash-server-pg-<hash> when the 'postgres' user cannot enter $STATE.
 set -euo pipefail
 
 SCRIPT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")"
@@ -58,8 +60,16 @@ load_conf() {
   CLIENT_TOKEN='default:development.metrics-hub-client-token'
   FRONTEND_TOKEN='default:development.metrics-hub-frontend-token'
   BASE_URL="http://127.0.0.1:$PORT"
-  PGDATA="$STATE/pg"
-  PGSOCK="$STATE/pgsock"
+  # PostgreSQL runs as the 'postgres' user, which must reach its data directory. When the
+  # checkout lies under a directory it cannot enter (e.g. /root), the cluster goes to /var/tmp.
+  PGROOT="$STATE"
+  if [[ $(id -u) -eq 0 ]] && id postgres >/dev/null 2>&1 && [[ -d "$STATE" ]] \
+      && ! runuser -u postgres -- test -x "$STATE" 2>/dev/null; then
+    PGROOT="/var/tmp/unleash-server-pg-$(printf '%s' "$STATE" | md5sum | cut -c1-12)"
+  fi
+  PGDATA="$PGROOT/pg"
+  PGSOCK="$PGROOT/pgsock"
+  PGLOG="$PGROOT/pg.log"
   SERVER_DIR="$STATE/server"
   PIDFILE="$STATE/unleash.pid"
   ENVFILE="$STATE/unleash.env"
@@ -183,12 +193,15 @@ pg_run() {
 start_pg() {
   PG_BIN="${PG_BIN:-$(find_pg_bin || true)}"
   [[ -x "${PG_BIN:-}/pg_ctl" ]] || die "PostgreSQL is not installed; run '$0 start'"
-  if [[ $(id -u) -eq 0 ]]; then
-    id postgres >/dev/null 2>&1 || useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
-    runuser -u postgres -- test -x "$STATE" \
-      || die "the 'postgres' user cannot reach $STATE (a parent directory is not world-executable); set UNLEASH_SERVER_HOME"
+  if [[ $(id -u) -eq 0 ]] && ! id postgres >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+    load_conf # the data directory's place depends on that user
   fi
-  mkdir -p "$PGSOCK"
+  mkdir -p "$PGROOT" "$PGSOCK"
+  if [[ $(id -u) -eq 0 ]]; then
+    runuser -u postgres -- test -x "$PGROOT" \
+      || die "the 'postgres' user cannot reach $PGROOT; set UNLEASH_SERVER_HOME to a directory it can enter"
+  fi
   [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$PGSOCK"
   if [[ ! -f "$PGDATA/PG_VERSION" ]]; then
     log "initdb $PGDATA"
@@ -197,13 +210,13 @@ start_pg() {
     [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$PGDATA"
     pg_run "$PG_BIN/initdb" -D "$PGDATA" -U postgres --auth=trust -E UTF8 >/dev/null
   fi
-  touch "$STATE/pg.log"
-  [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$STATE/pg.log"
+  touch "$PGLOG"
+  [[ $(id -u) -eq 0 ]] && chown postgres:postgres "$PGLOG"
   if ! pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" status >/dev/null 2>&1; then
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$STATE/pg.log" -w -t 60 \
+    pg_run "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$PGLOG" -w -t 60 \
       -o "-c listen_addresses=127.0.0.1 -p $PG_PORT -k $PGSOCK" start >/dev/null \
-      || { tail -20 "$STATE/pg.log" >&2; die "PostgreSQL did not start"; }
+      || { tail -20 "$PGLOG" >&2; die "PostgreSQL did not start"; }
   fi
   local psql=("$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA)
   [[ "$("${psql[@]}" -c "SELECT 1 FROM pg_roles WHERE rolname='$DB_USER'")" == 1 ]] \

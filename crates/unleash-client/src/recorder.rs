@@ -141,7 +141,7 @@ pub struct RecorderStatus {
 /// sending counts again.
 ///
 /// Call [`shutdown`](Self::shutdown) before exiting: it sends what is left. Dropping the
-/// last clone only stops the background task.
+/// last clone only stops the background task, and what was not sent yet is lost.
 ///
 /// ```no_run
 /// # async fn run() -> metrics_core::Result<()> {
