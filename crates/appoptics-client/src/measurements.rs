@@ -361,6 +361,31 @@ impl AppOpticsClient {
         self.post_measurements(&prepared).await
     }
 
+    /// The measurement as [`submit`](Self::submit) sends it: name sanitized, tags resolved
+    /// against the connection tags, validated (the library's `create_tagged_payload`).
+    ///
+    /// ```
+    /// use appoptics_client::{AppOpticsClient, Measurement, model::tags};
+    ///
+    /// let client = AppOpticsClient::builder()
+    ///     .with_token("t")
+    ///     .with_tags(tags([("company", "AppOptics"), ("hi", "four")]))
+    ///     .build()?;
+    /// let m = client.resolve_measurement(
+    ///     Measurement::new("user_cpu", 20.2).with_tags(tags([("hi", "five")])).with_inherit_tags(true),
+    /// )?;
+    /// assert_eq!(m.tags(), Some(&tags([("hi", "five"), ("company", "AppOptics")])));
+    /// # Ok::<_, metrics_core::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] for an invalid name, value or tags, or no tags at all.
+    pub fn resolve_measurement(&self, measurement: Measurement) -> Result<Measurement> {
+        let inherited = Arc::clone(&self.inner.inherited);
+        self.prepare(measurement, &inherited)
+    }
+
     /// Sanitizes the name, resolves the tags against `inherited` and validates the result.
     pub(crate) fn prepare(
         &self,

@@ -1313,7 +1313,6 @@ impl StreamTag {
 /// Every field the server sends is kept (unknown ones in `extra`), so a chart read, changed
 /// and written back keeps its streams' tags and colours.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[must_use]
 pub struct Stream {
     /// The stream id (set by the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1382,6 +1381,7 @@ pub struct Stream {
 
 impl Stream {
     /// A stream of a metric.
+    #[must_use]
     pub fn metric(metric: impl Into<String>) -> Self {
         Self {
             metric: Some(metric.into()),
@@ -1390,6 +1390,7 @@ impl Stream {
     }
 
     /// A stream of a composite expression.
+    #[must_use]
     pub fn composite(compose: impl Into<String>) -> Self {
         Self {
             composite: Some(compose.into()),
@@ -1398,30 +1399,35 @@ impl Stream {
     }
 
     /// Adds a tag filter.
+    #[must_use]
     pub fn with_tag(mut self, tag: StreamTag) -> Self {
         self.tags.get_or_insert_with(Vec::new).push(tag);
         self
     }
 
     /// Sets the group function.
+    #[must_use]
     pub fn with_group_function(mut self, function: GroupFunction) -> Self {
         self.group_function = Some(function);
         self
     }
 
     /// Sets the summary function.
+    #[must_use]
     pub fn with_summary_function(mut self, function: SummaryFunction) -> Self {
         self.summary_function = Some(function);
         self
     }
 
     /// Sets the colour.
+    #[must_use]
     pub fn with_color(mut self, color: impl Into<String>) -> Self {
         self.color = Some(color.into());
         self
     }
 
     /// Sets the display name.
+    #[must_use]
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -1453,7 +1459,6 @@ pub struct Threshold {
 /// assert_eq!(body["streams"][0]["tags"][0]["values"][0], "*");
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[must_use]
 pub struct Chart {
     /// The id (set by the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1495,6 +1500,7 @@ pub struct Chart {
 
 impl Chart {
     /// A chart with this name and no streams.
+    #[must_use]
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: Some(name.into()),
@@ -1503,18 +1509,21 @@ impl Chart {
     }
 
     /// Sets the type.
+    #[must_use]
     pub fn with_type(mut self, chart_type: ChartType) -> Self {
         self.chart_type = Some(chart_type);
         self
     }
 
     /// Adds a stream.
+    #[must_use]
     pub fn with_stream(mut self, stream: Stream) -> Self {
         self.streams.push(stream);
         self
     }
 
     /// Sets the Y range.
+    #[must_use]
     pub fn with_range(mut self, min: f64, max: f64) -> Self {
         self.min = Some(min);
         self.max = Some(max);
@@ -1522,36 +1531,42 @@ impl Chart {
     }
 
     /// Sets the Y-axis label.
+    #[must_use]
     pub fn with_label(mut self, label: impl Into<String>) -> Self {
         self.label = Some(label.into());
         self
     }
 
     /// Sets a logarithmic Y axis.
+    #[must_use]
     pub fn with_log_yaxis(mut self, log: bool) -> Self {
         self.use_log_yaxis = Some(log);
         self
     }
 
     /// Sets `use_last_value` (big-number charts).
+    #[must_use]
     pub fn with_use_last_value(mut self, use_last_value: bool) -> Self {
         self.use_last_value = Some(use_last_value);
         self
     }
 
     /// Links another space.
+    #[must_use]
     pub fn with_related_space(mut self, space_id: u64) -> Self {
         self.related_space = Some(space_id);
         self
     }
 
     /// Adds a threshold.
+    #[must_use]
     pub fn with_threshold(mut self, threshold: Threshold) -> Self {
         self.thresholds.get_or_insert_with(Vec::new).push(threshold);
         self
     }
 
     /// A line chart of one metric (the library's `add_single_line_chart`).
+    #[must_use]
     pub fn single_line(name: impl Into<String>, metric: impl Into<String>) -> Self {
         Self::new(name)
             .with_type(ChartType::Line)
@@ -1559,6 +1574,7 @@ impl Chart {
     }
 
     /// A stacked chart of one metric (`add_single_stacked_chart`).
+    #[must_use]
     pub fn single_stacked(name: impl Into<String>, metric: impl Into<String>) -> Self {
         Self::new(name)
             .with_type(ChartType::Stacked)
@@ -1567,6 +1583,7 @@ impl Chart {
 
     /// A big-number chart of one metric showing its last value, summarized and grouped by
     /// average (`add_bignumber_chart`).
+    #[must_use]
     pub fn bignumber(name: impl Into<String>, metric: impl Into<String>) -> Self {
         Self::new(name)
             .with_type(ChartType::Bignumber)
@@ -1651,7 +1668,6 @@ pub struct ConditionTag {
 /// assert_eq!(absent.duration, Some(600));
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[must_use]
 pub struct Condition {
     /// The id (set by the server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1701,6 +1717,7 @@ impl Condition {
     }
 
     /// Fires when `metric` goes above `threshold` (summarized by average unless set).
+    #[must_use]
     pub fn above(metric: impl Into<String>, threshold: f64) -> Self {
         let mut condition = Self::new(ConditionType::Above, metric);
         condition.threshold = Some(threshold);
@@ -1708,6 +1725,7 @@ impl Condition {
     }
 
     /// Fires when `metric` goes below `threshold`.
+    #[must_use]
     pub fn below(metric: impl Into<String>, threshold: f64) -> Self {
         let mut condition = Self::new(ConditionType::Below, metric);
         condition.threshold = Some(threshold);
@@ -1715,6 +1733,7 @@ impl Condition {
     }
 
     /// Fires when `metric` stops reporting for `duration_secs` (60 to 3600).
+    #[must_use]
     pub fn absent(metric: impl Into<String>, duration_secs: u32) -> Self {
         let mut condition = Self::new(ConditionType::Absent, metric);
         condition.duration = Some(duration_secs);
@@ -1722,30 +1741,35 @@ impl Condition {
     }
 
     /// Sets the summary function.
+    #[must_use]
     pub fn with_summary_function(mut self, function: SummaryFunction) -> Self {
         self.summary_function = Some(function);
         self
     }
 
     /// Sets how long the condition must hold (60 to 3600 s).
+    #[must_use]
     pub fn with_duration(mut self, duration_secs: u32) -> Self {
         self.duration = Some(duration_secs);
         self
     }
 
     /// Fires as soon as the condition holds (clears the duration).
+    #[must_use]
     pub fn immediate(mut self) -> Self {
         self.duration = None;
         self
     }
 
     /// Adds a tag filter.
+    #[must_use]
     pub fn with_tag(mut self, tag: ConditionTag) -> Self {
         self.tags.push(tag);
         self
     }
 
     /// Sets the legacy source filter.
+    #[must_use]
     pub fn with_source(mut self, source: impl Into<String>) -> Self {
         self.source = Some(source.into());
         self

@@ -171,6 +171,12 @@ impl AppOpticsEmulator {
         lock(&self.state).max_per_post = max.max(1);
     }
 
+    /// Delays every measurement post by `latency` (before it is stored), for tests of how
+    /// many posts a client keeps in flight; see [`MeasurementStats::max_concurrent_posts`].
+    pub fn set_post_latency(&self, latency: Option<Duration>) {
+        lock(&self.state).post_latency = latency;
+    }
+
     /// Enforces a rate limit of `limit` requests per `window`; requests beyond it get 429.
     /// The count starts now.
     pub fn set_rate_limit(&self, limit: u64, window: Duration) {

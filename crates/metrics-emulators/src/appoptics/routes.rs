@@ -184,6 +184,15 @@ fn authorized(headers: &HeaderMap, token: Option<&str>) -> bool {
     }
 }
 
+struct InFlight(SharedState);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut state = lock(&self.0);
+        state.posts_in_flight = state.posts_in_flight.saturating_sub(1);
+    }
+}
+
 async fn gate(Shared(shared): Shared<SharedState>, request: Request, next: Next) -> Response {
     let is_get = request.method() == Method::GET;
     let measurement_post =
@@ -212,7 +221,23 @@ async fn gate(Shared(shared): Shared<SharedState>, request: Request, next: Next)
         let (allowed, remaining, reset) = state.rate.take();
         (allowed, remaining, reset, state.rate.limit)
     };
-    let mut response = if allowed {
+    let mut response = if allowed && measurement_post {
+        // Measurement posts take `post_latency` and are counted while they are served, so
+        // a test can see how many a client sends at once.
+        let latency = {
+            let mut state = lock(&shared);
+            state.posts_in_flight += 1;
+            state.stats.max_concurrent_posts =
+                state.stats.max_concurrent_posts.max(state.posts_in_flight);
+            state.post_latency
+        };
+        // Decrements also when the client goes away mid-request and this future is dropped.
+        let _in_flight = InFlight(Arc::clone(&shared));
+        if let Some(latency) = latency {
+            tokio::time::sleep(latency).await;
+        }
+        next.run(request).await
+    } else if allowed {
         next.run(request).await
     } else {
         request_error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded")

@@ -288,6 +288,8 @@ pub struct MeasurementStats {
     pub measurements: usize,
     /// The most measurements one accepted post carried.
     pub largest_post: usize,
+    /// The most measurement posts that were being served at the same time.
+    pub max_concurrent_posts: usize,
 }
 
 /// Everything the emulator stores.
@@ -314,6 +316,8 @@ pub(crate) struct State {
     pub(crate) next_service_id: u64,
     pub(crate) stats: MeasurementStats,
     pub(crate) rate: RateState,
+    pub(crate) post_latency: Option<Duration>,
+    pub(crate) posts_in_flight: usize,
 }
 
 /// Points per measurements page unless set.
@@ -345,6 +349,8 @@ impl Default for State {
             next_service_id: 1,
             stats: MeasurementStats::default(),
             rate: RateState::default(),
+            post_latency: None,
+            posts_in_flight: 0,
         }
     }
 }
