@@ -25,3 +25,13 @@ pub use outline_client as outline;
 #[cfg_attr(docsrs, doc(cfg(feature = "vumi")))]
 #[doc(inline)]
 pub use vumi_client as vumi;
+
+#[cfg(feature = "appoptics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "appoptics")))]
+#[doc(inline)]
+pub use appoptics_client as appoptics;
+
+#[cfg(feature = "unleash")]
+#[cfg_attr(docsrs, doc(cfg(feature = "unleash")))]
+#[doc(inline)]
+pub use unleash_client as unleash;
