@@ -717,6 +717,7 @@ fn check_success_body(response: &Response) -> Result<()> {
         Some(errors) if errors_present(errors) => Err(Error::Api {
             backend: BACKEND,
             status: response.status().as_u16(),
+            retry_after: None,
             code: Some(CODE_PARTIAL_FAILURE.to_owned()),
             message: format!(
                 "the server accepted the request but reported errors: {}",

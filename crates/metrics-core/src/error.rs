@@ -99,12 +99,14 @@ pub enum Error {
     },
 
     /// Any other HTTP error status, with the server's own code and message.
-    #[error("{backend}: the server answered HTTP {status}{}: {message}", code_suffix(code.as_deref()))]
+    #[error("{backend}: the server answered HTTP {status}{}{}: {message}", code_suffix(code.as_deref()), retry_after_suffix(*retry_after))]
     Api {
         /// The backend that reported the error.
         backend: &'static str,
         /// The HTTP status code.
         status: u16,
+        /// How long the server asked to wait (`Retry-After` on a 503), if it said.
+        retry_after: Option<Duration>,
         /// The server's own error code, when its body has one.
         code: Option<String>,
         /// The server's message, or the start of its body when it sent no structured error.
@@ -298,6 +300,7 @@ impl Error {
             _ => Self::Api {
                 backend,
                 status,
+                retry_after: None,
                 code,
                 message,
             },
@@ -354,9 +357,26 @@ impl Error {
     /// How long the server asked to wait before trying again, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. } | Self::Api { retry_after, .. } => *retry_after,
             Self::Incomplete { source, .. } => source.retry_after(),
             _ => None,
+        }
+    }
+
+    /// Whether the request certainly never reached the server: the connection or the TLS
+    /// handshake failed. Such a request is safe to send again even when it is not idempotent
+    /// (a POST of counts), unlike one that timed out or broke mid-way.
+    pub fn is_connect(&self) -> bool {
+        match self {
+            Self::Tls { .. } => true,
+            Self::Transport {
+                source: Some(source),
+                ..
+            } => source
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_connect),
+            Self::Incomplete { source, .. } => source.is_connect(),
+            _ => false,
         }
     }
 

@@ -669,6 +669,9 @@ impl HttpClient {
         let mut error = Error::api(backend, status.as_u16(), parsed.code, message);
         if let Error::RateLimited {
             retry_after: slot, ..
+        }
+        | Error::Api {
+            retry_after: slot, ..
         } = &mut error
         {
             *slot = retry_after;

@@ -400,3 +400,44 @@ async fn secret_path_is_scrubbed_from_echoed_error_messages() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn retry_after_of_a_503_is_kept_on_the_error() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/busy");
+            then.status(503)
+                .header("retry-after", "600")
+                .body("maintenance");
+        })
+        .await;
+    let err = client(&server.base_url())
+        .send(Request::post("busy"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Api { status: 503, .. }), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(600)));
+    assert!(!err.is_connect());
+}
+
+#[tokio::test]
+async fn connect_failures_are_told_apart_from_maybe_sent_requests() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    let http = HttpClient::builder("test", format!("http://{address}"))
+        .with_retry(RetryConfig::none())
+        .build()
+        .unwrap();
+    let refused = http.send(Request::post("metrics")).await.unwrap_err();
+    assert!(refused.is_connect(), "{refused:?}");
+
+    let base = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{".to_vec()).await;
+    let http = HttpClient::builder("test", base)
+        .with_retry(RetryConfig::none())
+        .build()
+        .unwrap();
+    let broken = http.send(Request::post("metrics")).await.unwrap_err();
+    assert!(!broken.is_connect(), "{broken:?}");
+}

@@ -41,10 +41,6 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// cannot tell whether it arrived — fatal for a metrics POST, which is never resent then.
 const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How the error body parser passes a 5xx's `Retry-After` on to the recorder (the core's
-/// `Error::Api` has no field for it).
-pub(crate) const RETRY_AFTER_MARK: &str = "(Retry-After: ";
-
 /// The largest `hoursBack` the raw flag metrics accept (without the experimental
 /// `extendedUsageMetrics` flag); larger values are silently replaced by 24.
 pub const MAX_HOURS_BACK: u32 = 48;
@@ -1426,28 +1422,11 @@ fn admin_api_error(error: Error, endpoint: Endpoint, version: ServerVersion) -> 
     }
 }
 
-/// Unleash's error bodies: `{"name":"BadDataError","message":…,"details":[{"path","message"}]}`
-/// (the details carry what is actually wrong), `{"message":…}` for auth, plain text or HTML
-/// for 429 and for non-JSON bodies, or nothing.
 pub(crate) fn unleash_error_body(
     status: StatusCode,
     headers: &HeaderMap,
     body: &[u8],
 ) -> ErrorBody {
-    let mut parsed = parse_error_body(status, headers, body);
-    if status.is_server_error()
-        && let Some(wait) = metrics_core::http::parse_retry_after(headers)
-    {
-        let message = parsed
-            .message
-            .take()
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned());
-        parsed.message = Some(format!("{message} {RETRY_AFTER_MARK}{} s)", wait.as_secs()));
-    }
-    parsed
-}
-
-fn parse_error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorBody {
     let Ok(serde_json::Value::Object(object)) = serde_json::from_slice::<serde_json::Value>(body)
     else {
         // HTML pages (400 for a non-JSON body, v3's `Cannot GET`) become their text.

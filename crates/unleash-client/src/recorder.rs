@@ -278,31 +278,17 @@ fn fate(error: &Error) -> Fate {
         }
         Error::RateLimited { retry_after, .. } => Fate::Keep(*retry_after),
         Error::NotFound { .. } => Fate::Keep(None),
-        Error::Api {
-            status, message, ..
-        } if *status >= 500 || *status == 408 => Fate::Keep(retry_after_in_message(message)),
-        // The core pipeline words a failure to connect this way; nothing was sent then.
-        Error::Transport { message, .. } if message.starts_with("could not connect") => {
-            Fate::Keep(None)
+        Error::Api { status, .. } if *status >= 500 || *status == 408 => {
+            Fate::Keep(error.retry_after())
         }
+        // Nothing was sent when the connection could not be made.
+        Error::Transport { .. } if error.is_connect() => Fate::Keep(None),
         Error::Timeout { .. }
         | Error::Transport { .. }
         | Error::BodyTooLarge { .. }
         | Error::Decode { .. } => Fate::Ambiguous,
         _ => Fate::Reject,
     }
-}
-
-/// `Retry-After` of a 5xx, which the core error does not carry: [`crate::client`]'s error
-/// body parser appends it to the message as `(Retry-After: N s)`.
-fn retry_after_in_message(message: &str) -> Option<Duration> {
-    let start =
-        message.rfind(crate::client::RETRY_AFTER_MARK)? + crate::client::RETRY_AFTER_MARK.len();
-    let digits: String = message[start..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    digits.parse().ok().map(Duration::from_secs)
 }
 
 /// Rebuilds the stop error for each caller (errors are not `Clone`; the auth variants carry
@@ -719,10 +705,14 @@ mod tests {
         assert_eq!(fate(&Error::api(BACKEND, 400, None, "m")), Fate::Reject);
         assert_eq!(fate(&Error::api(BACKEND, 404, None, "m")), Fate::Keep(None));
         assert_eq!(fate(&Error::api(BACKEND, 502, None, "m")), Fate::Keep(None));
-        assert_eq!(
-            fate(&Error::api(BACKEND, 503, None, "down (Retry-After: 7 s)")),
-            Fate::Keep(Some(Duration::from_secs(7)))
-        );
+        let unavailable = Error::Api {
+            backend: BACKEND,
+            status: 503,
+            retry_after: Some(Duration::from_secs(7)),
+            code: None,
+            message: "down".into(),
+        };
+        assert_eq!(fate(&unavailable), Fate::Keep(Some(Duration::from_secs(7))));
         let limited = Error::RateLimited {
             backend: BACKEND,
             retry_after: Some(Duration::from_secs(51)),
@@ -731,12 +721,8 @@ mod tests {
         };
         assert_eq!(fate(&limited), Fate::Keep(Some(Duration::from_secs(51))));
         assert_eq!(fate(&Error::timeout(BACKEND, "t")), Fate::Ambiguous);
-        let refused = Error::Transport {
-            backend: BACKEND,
-            message: "could not connect to http://127.0.0.1:1: refused".into(),
-            source: None,
-        };
-        assert_eq!(fate(&refused), Fate::Keep(None));
+        // A refused connection (`Error::is_connect`) needs a real transport error: see the
+        // outage tests in tests/emulator.rs.
         let broken = Error::Transport {
             backend: BACKEND,
             message: "POST api/client/metrics failed: connection reset".into(),

@@ -683,6 +683,7 @@ async fn a_5xx_retry_after_reaches_the_error() {
     let bucket = MetricsBucket::new(chrono::Utc::now()).with_toggle("f", ToggleCount::new(1, 0));
     let err = client(&server).send_metrics(&bucket).await.unwrap_err();
     assert_eq!(err.status(), Some(503));
-    assert!(err.to_string().contains("(Retry-After: 7 s)"), "{err}");
+    assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(7)));
+    assert!(err.to_string().contains("retry after 7s"), "{err}");
     assert_eq!(mock.calls_async().await, 1);
 }
