@@ -422,6 +422,12 @@ async fn composites_query_and_saved() {
         .await
         .unwrap();
     assert_eq!(saved.metric_type, MetricType::Composite);
+    // The Python library raised on reading a composite metric; here it is a metric like any.
+    let read_back = client.get_metric("temperature.total").await.unwrap();
+    assert_eq!(
+        read_back.composite.as_deref(),
+        Some(r#"sum(s("temperature", "*"))"#)
+    );
     let read = client
         .get_measurements(
             "temperature.total",
@@ -1031,4 +1037,24 @@ async fn top_level_tags_follow_the_documented_rule() {
     agg.add("agg.metric", 1.0).unwrap();
     agg.submit(&client).await.unwrap();
     assert_eq!(emulator.stored_points("agg.metric").len(), 2);
+}
+
+#[tokio::test]
+async fn path_segments_are_percent_encoded() {
+    let (emulator, client) = start().await;
+    let _ = client.get_annotation("a/b?x", 1).await;
+    let _ = client.delete_annotation_link("deploys", 1, "git hub").await;
+    let uris: Vec<String> = emulator
+        .requests()
+        .requests()
+        .into_iter()
+        .map(|r| r.uri)
+        .collect();
+    assert_eq!(
+        uris,
+        [
+            "/v1/annotations/a%2Fb%3Fx/1",
+            "/v1/annotations/deploys/1/links/git%20hub"
+        ]
+    );
 }
