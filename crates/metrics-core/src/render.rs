@@ -131,6 +131,9 @@ fn human_bytes(value: f64) -> String {
 fn human_seconds(value: f64) -> String {
     let sign = if value < 0.0 { "-" } else { "" };
     let seconds = value.abs();
+    if seconds == 0.0 {
+        return "0 s".to_owned();
+    }
     if seconds < 1.0 {
         return format!(
             "{sign}{} ms",
@@ -362,6 +365,7 @@ mod tests {
             "5.0 GiB"
         );
         assert_eq!(human_value(0.0421, Some(&Unit::Seconds)), "42.1 ms");
+        assert_eq!(human_value(0.0, Some(&Unit::Seconds)), "0 s");
         assert_eq!(human_value(1.5, Some(&Unit::Seconds)), "1.5 s");
         assert_eq!(human_value(3720.0, Some(&Unit::Seconds)), "1h 02m");
         assert_eq!(human_value(90_000.0, Some(&Unit::Seconds)), "1d 1h");
