@@ -392,7 +392,9 @@ impl AppOpticsClient {
         mut measurement: Measurement,
         inherited: &Arc<Tags>,
     ) -> Result<Measurement> {
-        measurement.name = self.sanitize(&measurement.name);
+        if !matches!(self.inner.sanitizer, crate::Sanitizer::NoOp) {
+            measurement.name = Arc::from(self.sanitize(&measurement.name));
+        }
         let measurement = measurement.resolve_tags(inherited);
         measurement.validate()?;
         Ok(measurement)

@@ -305,9 +305,15 @@ impl MeasurementQueue {
     ///
     /// As [`add`](Self::add).
     pub async fn add_measurement(&self, measurement: Measurement) -> Result<()> {
-        let measurement = self.client.prepare(measurement, &self.inherited)?;
+        let mut measurement = self.client.prepare(measurement, &self.inherited)?;
         let queued = {
             let mut pending = lock(&self.pending);
+            // Measurements of one metric usually come in runs: share the name.
+            if let Some(last) = pending.back()
+                && last.name == measurement.name
+            {
+                measurement.name = Arc::clone(&last.name);
+            }
             pending.push_back(measurement);
             pending.len()
         };
@@ -517,5 +523,32 @@ impl Drop for Unacknowledged<'_> {
         for measurement in restore.into_iter().rev() {
             pending.push_front(measurement);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn queued_measurements_share_names_and_tags() {
+        let client = AppOpticsClient::builder()
+            .with_token("t")
+            .with_tag("host", "a")
+            .build()
+            .unwrap();
+        let queue = client.queue().build().unwrap();
+        for i in 0..3 {
+            queue.add("same.metric", f64::from(i)).await.unwrap();
+        }
+        let pending = lock(&queue.pending);
+        assert!(Arc::ptr_eq(&pending[0].name, &pending[2].name));
+        let (first, last) = (
+            pending[0].tags.as_ref().unwrap(),
+            pending[2].tags.as_ref().unwrap(),
+        );
+        assert!(Arc::ptr_eq(first, last));
+        drop(pending);
+        assert_eq!(queue.drain().len(), 3);
     }
 }

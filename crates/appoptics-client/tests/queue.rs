@@ -351,3 +351,21 @@ async fn invalid_measurements_are_refused_before_queueing() {
     queue.submit().await.unwrap();
     assert_eq!(emulator.requests().count(), 0, "nothing was sent");
 }
+
+#[tokio::test]
+#[ignore = "benchmark-sized; run with `cargo test -p appoptics-client --release --test queue -- --ignored`"]
+async fn a_million_measurements_go_through() {
+    let (emulator, client) = setup().await;
+    let queue = client
+        .queue()
+        .with_chunk_size(1000)
+        .with_max_in_flight(8)
+        .build()
+        .unwrap();
+    fill(&queue, "million", 1_000_000).await;
+    let report = queue.submit().await.unwrap();
+    assert_eq!(report.measurements, 1_000_000);
+    assert_eq!(report.requests, 1_000);
+    assert_eq!(emulator.point_count(), 1_000_000);
+    assert!(queue.is_empty());
+}
