@@ -808,7 +808,7 @@ fn read_range(params: &Params, require_resolution: bool) -> Result<Range, Respon
     let end_time = end.unwrap_or_else(now);
     let start_time = match (start, duration) {
         (Some(start), _) => start,
-        (None, Some(duration)) => end_time - duration,
+        (None, Some(duration)) => end_time.saturating_sub(duration),
         (None, None) => {
             return Err(params_error(
                 "start_time",
