@@ -37,17 +37,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
 /// The facade's features, from `cargo metadata`, so the per-feature checks grow with the
 /// backends.
 fn facade_features(root: &Path) -> Result<Vec<String>, TaskError> {
-    let metadata = cmd::output(
-        root,
-        &cmd::cargo(),
-        &[
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ],
-    )?;
+    let metadata = cmd::metadata(root)?;
     let value: serde_json::Value = serde_json::from_str(&metadata)
         .map_err(|e| TaskError::Failed(format!("cargo metadata printed something else: {e}")))?;
     let facade = value["packages"]
@@ -111,7 +101,8 @@ fn static_steps(facade_features: &[String]) -> Vec<Step> {
     steps
 }
 
-fn package_step() -> Step {
+/// `cargo package` of every publishable crate, offline; CI and the release dry run share it.
+pub(crate) fn package_step() -> Step {
     Step::cargo(
         "package",
         &[

@@ -109,3 +109,18 @@ pub(crate) fn output(dir: &Path, program: &str, args: &[&str]) -> Result<String,
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// `cargo metadata` of the workspace at `dir`, without dependencies, as JSON text.
+pub(crate) fn metadata(dir: &Path) -> Result<String, TaskError> {
+    output(
+        dir,
+        &cargo(),
+        &[
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ],
+    )
+}

@@ -53,38 +53,16 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
     let today = chrono::Utc::now().date_naive().to_string();
     apply_release(&work, &version, &today)?;
 
-    let metadata = cmd::output(
-        &work,
-        &cmd::cargo(),
-        &[
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--offline",
-        ],
-    )?;
+    let metadata = cmd::metadata(&work)?;
     let order = publish_order(&metadata).map_err(TaskError::Failed)?;
     println!("\npublish order:");
     for (i, name) in order.iter().enumerate() {
         println!("  {}. {name} {version}", i + 1);
     }
 
-    Step::cargo(
-        "package every publishable crate",
-        &[
-            "package",
-            "--workspace",
-            "--exclude",
-            "xtask",
-            "--exclude",
-            "metrics-hub-examples",
-            "--offline",
-            "--allow-dirty",
-        ],
-    )
-    .with_env("CARGO_TARGET_DIR", &root.join("target").to_string_lossy())
-    .run_in(&work)?;
+    crate::ci::package_step()
+        .with_env("CARGO_TARGET_DIR", &root.join("target").to_string_lossy())
+        .run_in(&work)?;
 
     let taken = taken_names(&order);
     report_taken(&taken);
