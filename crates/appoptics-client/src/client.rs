@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::BACKEND;
-use crate::errors::{
+use crate::error::{
     CODE_PARTIAL_FAILURE, CODE_RATE_LIMITED, RateLimits, errors_present, parse_error_body,
     render_errors,
 };

@@ -62,7 +62,7 @@ mod aggregator;
 mod alerts;
 mod annotations;
 mod client;
-pub mod errors;
+pub mod error;
 mod measurements;
 pub mod model;
 pub mod pagination;

@@ -761,7 +761,7 @@ async fn alerts_full_cycle() {
     assert_eq!(alert.active, Some(true));
 
     let err = client.create_alert(&spec).await.unwrap_err();
-    assert!(appoptics_client::errors::is_already_exists(&err), "{err:?}");
+    assert!(appoptics_client::error::is_already_exists(&err), "{err:?}");
 
     // An update is the whole state: change one thing, keep the rest.
     let mut update = AlertSpec::from(&alert);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use appoptics_client::errors::{
+use appoptics_client::error::{
     CODE_ALREADY_EXISTS, CODE_PARTIAL_FAILURE, CODE_RATE_LIMITED, parse_error_body,
 };
 use appoptics_client::model::{
@@ -830,7 +830,7 @@ async fn error_statuses_map_to_typed_errors() {
         matches!(&err, Error::Api { status: 422, code: Some(c), .. } if c == CODE_ALREADY_EXISTS),
         "{err:?}"
     );
-    assert!(appoptics_client::errors::is_already_exists(&err));
+    assert!(appoptics_client::error::is_already_exists(&err));
     let err = error_for(
         403,
         "application/json",

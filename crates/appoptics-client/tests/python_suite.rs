@@ -1112,7 +1112,7 @@ mod test_connection {
 }
 
 mod test_exceptions {
-    use appoptics_client::errors::parse_error_body;
+    use appoptics_client::error::parse_error_body;
     use metrics_core::Error;
     use metrics_core::reqwest::StatusCode;
     use metrics_core::reqwest::header::HeaderMap;

@@ -39,7 +39,7 @@
 //! # Ok(()) }
 //! ```
 
-mod handlers;
+mod routes;
 mod usage;
 
 use std::collections::HashMap;
@@ -367,7 +367,7 @@ impl CooprEmulator {
     /// When no port can be bound.
     pub async fn start() -> std::io::Result<Self> {
         let state: Shared = Arc::new(Mutex::new(State::new()));
-        let server = EmulatorServer::start(handlers::router(state.clone())).await?;
+        let server = EmulatorServer::start(routes::router(state.clone())).await?;
         Ok(Self { server, state })
     }
 

@@ -13,7 +13,7 @@
 //! error's message, so the error says when capacity comes back.
 //!
 //! ```
-//! use appoptics_client::errors::{parse_error_body, RateLimit};
+//! use appoptics_client::error::{parse_error_body, RateLimit};
 //! use metrics_core::reqwest::{StatusCode, header::{HeaderMap, HeaderValue}};
 //!
 //! let mut headers = HeaderMap::new();
@@ -52,7 +52,7 @@ pub const CODE_PARTIAL_FAILURE: &str = "partial_failure";
 /// Whether `error` is the API's 422 "entity already exists".
 ///
 /// ```
-/// use appoptics_client::errors::is_already_exists;
+/// use appoptics_client::error::is_already_exists;
 /// let err = metrics_core::Error::api("appoptics", 422, Some("already_exists".into()), "name: exists");
 /// assert!(is_already_exists(&err));
 /// ```
@@ -181,7 +181,7 @@ fn flatten(value: &Value) -> String {
 /// order.
 ///
 /// ```
-/// use appoptics_client::errors::render_errors;
+/// use appoptics_client::error::render_errors;
 /// let errors = serde_json::json!({"request": ["Not found", "Another error"]});
 /// assert_eq!(render_errors(&errors), "request: Not found, request: Another error");
 /// let nested = serde_json::json!({"params": {"conditions": {"duration": ["must be set"]}}});
