@@ -5,6 +5,7 @@
 //!
 //! The logic lives in pure functions with unit tests; this file only dispatches.
 
+mod bench;
 mod ci;
 mod cmd;
 mod release;
@@ -15,6 +16,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
+  bench [--json]              each client against its emulator and a bytes-only reqwest
+                              floor: calls/s, ratio, peak memory (--json for machines)
   ci                          fmt, clippy, each facade feature alone, tests, docs,
                               real-server conformance, cargo package
   release VERSION [--execute] lockstep version bump, CHANGELOG section, publish order,
@@ -23,6 +26,7 @@ tasks:
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]).map_err(TaskError::Failed),
         Some("ci") => ci::run(&args[1..]),
         Some("release") => release::run(&args[1..]),
         Some("-h" | "--help" | "help") => {

@@ -1,0 +1,1002 @@
+//! Each client against its emulator on loopback, and against the same server the **floor**: a
+//! plain keep-alive `reqwest::Client` sending the same request (method, path, headers, body)
+//! and reading the body as bytes, without decoding.
+//!
+//! Run with `cargo xtask bench [--json]` or `cargo bench -p metrics-hub-examples --bench
+//! clients -- [--json]`.
+//!
+//! - The emulators run in this process on a runtime of their own (one worker thread); the
+//!   clients and floors run on a current-thread runtime on the main thread.
+//! - The floor's requests are the client's own: each client is pointed once at a capturing
+//!   loopback server that records the bytes it sends, and the floor replays them.
+//! - Rounds alternate client and floor; the figures are medians of the rounds.
+//! - Peak memory is measured in a fresh child process (this binary again) that makes one
+//!   client call against the same emulators: the growth of its peak RSS (`VmHWM`, reset
+//!   through `/proc/self/clear_refs`) over its RSS just before the call. The emulators are
+//!   not in that process, so the figure is the client's alone: the connection set-up, the
+//!   body, the decoded result.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use appoptics_client::{AppOpticsClient, Measurement};
+use coopr_client::{CooprClient, NodeUsageQuery};
+use futures_util::StreamExt as _;
+use metrics_emulators::appoptics::AppOpticsEmulator;
+use metrics_emulators::coopr::{CooprEmulator, NodeLifetime};
+use metrics_emulators::outline::OutlineEmulator;
+use metrics_emulators::unleash::UnleashEmulator;
+use metrics_emulators::vumi::{VumiEmulator, VumiEmulatorConfig};
+use metrics_hub::chrono;
+use metrics_hub::{Aggregator, MetricsSource, Query};
+use outline_client::OutlineClient;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use unleash_client::{MetricsBucket, ToggleCount, UnleashClient};
+use vumi_client::{MetricName, MetricsQuery, Nulls, VumiClient};
+
+#[path = "../../xtask/src/bench.rs"]
+mod report;
+
+use report::Row;
+
+const VUMI_TOKEN: &str = "bench-token";
+const VUMI_OWNER: &str = "bench-owner";
+const APPOPTICS_TOKEN: &str = "0123456789abcdef";
+const BIG_KEYS: usize = 100_000;
+const ROUNDS: usize = 5;
+const MEMORY_NOTE: &str = "peak mem: growth of peak RSS (VmHWM) over RSS in a fresh child process making one client call, connection set-up included; the emulators run in the parent, so it is the client's alone";
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Res<T> = Result<T, BoxError>;
+
+// ---- what the emulators are -------------------------------------------------------------
+
+/// Where the emulators are; passed to memory-probe children through the environment.
+#[derive(Clone, Debug, Default)]
+struct Targets(BTreeMap<String, String>);
+
+impl Targets {
+    fn get(&self, key: &str) -> &str {
+        self.0.get(key).map_or("", String::as_str)
+    }
+    fn encode(&self) -> String {
+        self.0
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+    fn decode(text: &str) -> Self {
+        Self(
+            text.lines()
+                .filter_map(|line| line.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+}
+
+/// The emulators, kept alive for the whole run.
+struct Emulators {
+    _outline_small: OutlineEmulator,
+    _outline_big: OutlineEmulator,
+    _unleash: UnleashEmulator,
+    _coopr: CooprEmulator,
+    _vumi: VumiEmulator,
+    appoptics: AppOpticsEmulator,
+}
+
+impl Emulators {
+    /// Forgets what earlier rounds stored, keeps the demo data the aggregator reads.
+    fn reset_appoptics(&self) {
+        self.appoptics.reset();
+        self.appoptics
+            .seed_demo_data(chrono::Utc::now().timestamp());
+    }
+}
+
+async fn start_emulators() -> Res<(Emulators, Targets)> {
+    let mut t = BTreeMap::new();
+
+    let outline_small = OutlineEmulator::start().await?;
+    outline_small.set_transfers((0..10).map(|i| (i.to_string(), 1_000_000_000 + i)));
+    t.insert("outline_small_url".into(), outline_small.api_url());
+    t.insert(
+        "outline_small_cert".into(),
+        outline_small.cert_sha256().into(),
+    );
+
+    let outline_big = OutlineEmulator::start().await?;
+    outline_big.set_transfers((0..BIG_KEYS as u64).map(|i| (i.to_string(), 1_000_000_000 + i)));
+    t.insert("outline_big_url".into(), outline_big.api_url());
+    t.insert("outline_big_cert".into(), outline_big.cert_sha256().into());
+
+    let appoptics = AppOpticsEmulator::start().await?;
+    let now = chrono::Utc::now().timestamp();
+    appoptics.seed_demo_data(now);
+    t.insert("appoptics_url".into(), appoptics.api_url());
+
+    let unleash = UnleashEmulator::start().await?;
+    unleash.seed_demo();
+    t.insert("unleash_url".into(), unleash.base_url());
+
+    let coopr = CooprEmulator::start().await?;
+    seed_coopr(&coopr, chrono::Utc::now().timestamp_millis());
+    t.insert("coopr_url".into(), coopr.base_url());
+
+    let vumi = VumiEmulator::start_with(
+        VumiEmulatorConfig::default()
+            .with_bouncer([(VUMI_TOKEN, VUMI_OWNER)])
+            .with_disable_auto_prefix(true),
+    )
+    .await?;
+    let names = vumi.seed_example_data(VUMI_OWNER);
+    t.insert("vumi_url".into(), vumi.api_url());
+    t.insert("vumi_metric".into(), names[0].clone());
+
+    Ok((
+        Emulators {
+            _outline_small: outline_small,
+            _outline_big: outline_big,
+            _unleash: unleash,
+            _coopr: coopr,
+            _vumi: vumi,
+            appoptics,
+        },
+        Targets(t),
+    ))
+}
+
+fn seed_coopr(emulator: &CooprEmulator, now_ms: i64) {
+    let acme = emulator.add_tenant("acme");
+    let globex = emulator.add_tenant("globex");
+    for (tenant, user) in [(&acme, "alice"), (&acme, "admin"), (&globex, "admin")] {
+        emulator.add_user(tenant, user);
+    }
+    emulator.enqueue_tasks(&acme, 34);
+    emulator.take_tasks(&acme, 8);
+    emulator.enqueue_tasks(&globex, 3);
+    let ago = |minutes: i64| now_ms - minutes * 60_000;
+    for node in ["n1", "n2", "n3"] {
+        emulator.add_node(
+            NodeLifetime::new(&acme, "alice", "1001", node, ago(23 * 60))
+                .deleted_at(ago(3 * 60))
+                .with_cluster_template("hadoop-distributed"),
+        );
+    }
+    emulator.add_node(
+        NodeLifetime::new(&acme, "alice", "1002", "n1", ago(5 * 60)).with_cluster_template("lamp"),
+    );
+}
+
+// ---- the clients ---------------------------------------------------------------------------
+
+struct Clients {
+    outline_small: OutlineClient,
+    outline_big: OutlineClient,
+    appoptics: AppOpticsClient,
+    unleash: UnleashClient,
+    coopr: CooprClient,
+    vumi: VumiClient,
+    vumi_metric: MetricName,
+    floor: reqwest::Client,
+}
+
+fn outline_client(url: &str, cert: &str) -> Res<OutlineClient> {
+    Ok(OutlineClient::builder()
+        .with_api_url(url)
+        .with_cert_sha256(cert)
+        .build()?)
+}
+
+fn appoptics_client(base: &str) -> Res<AppOpticsClient> {
+    Ok(AppOpticsClient::builder()
+        .with_token(APPOPTICS_TOKEN)
+        .with_base_url(base)
+        .with_source_metrics(["cpu.percent.user"])
+        .build()?)
+}
+
+fn unleash_client(base: &str) -> Res<UnleashClient> {
+    Ok(UnleashClient::builder()
+        .with_url(base)
+        .with_api_token(UnleashEmulator::CLIENT_TOKEN)
+        .with_admin_token(UnleashEmulator::ADMIN_TOKEN)
+        .with_app_name("bench-shop")
+        .with_instance_id("bench-shop-1")
+        .with_strategies(["default"])
+        .build()?)
+}
+
+fn coopr_client(base: &str) -> Res<CooprClient> {
+    Ok(CooprClient::builder()
+        .with_base_url(base)
+        .with_user_id("admin")
+        .with_tenant("superadmin")
+        .with_api_key("bench-key")
+        .build()?)
+}
+
+fn vumi_client(base: &str, metric: &str) -> Res<VumiClient> {
+    Ok(VumiClient::builder()
+        .with_base_url(base)
+        .with_token(VUMI_TOKEN)
+        .with_metrics([metric.to_owned()])
+        .build()?)
+}
+
+impl Clients {
+    fn new(t: &Targets) -> Res<Self> {
+        Ok(Self {
+            outline_small: outline_client(t.get("outline_small_url"), t.get("outline_small_cert"))?,
+            outline_big: outline_client(t.get("outline_big_url"), t.get("outline_big_cert"))?,
+            appoptics: appoptics_client(t.get("appoptics_url"))?,
+            unleash: unleash_client(t.get("unleash_url"))?,
+            coopr: coopr_client(t.get("coopr_url"))?,
+            vumi: vumi_client(t.get("vumi_url"), t.get("vumi_metric"))?,
+            vumi_metric: MetricName::new(t.get("vumi_metric"))?,
+            floor: reqwest::Client::builder()
+                // The Outline emulator's certificate is self-signed; the client pins it.
+                .danger_accept_invalid_certs(true)
+                .build()?,
+        })
+    }
+}
+
+fn bucket() -> MetricsBucket {
+    let now = chrono::Utc::now();
+    MetricsBucket::new(now - chrono::Duration::seconds(60))
+        .with_stop(now)
+        .with_toggle("new-checkout", ToggleCount::new(30, 12))
+        .with_toggle("button-color", ToggleCount::new(7, 0))
+}
+
+fn vumi_query(metric: &MetricName) -> MetricsQuery {
+    // 5000 minutes at 5-minute buckets: 1 000 points.
+    MetricsQuery::new()
+        .with_metric(metric)
+        .with_from("-5000min")
+        .with_interval("5min")
+        .with_nulls(Nulls::Keep)
+}
+
+// ---- capturing what a client sends ------------------------------------------------------
+
+/// One request as a client sent it.
+#[derive(Clone, Debug)]
+struct Captured {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: bytes::Bytes,
+}
+
+/// A loopback server that records every request and answers each with a fixed response.
+struct Capture {
+    origin: String,
+    seen: Arc<Mutex<Vec<Captured>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Capture {
+    async fn start(response: &'static str) -> Res<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let origin = format!("http://{}", listener.local_addr()?);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let log = Arc::clone(&log);
+                tokio::spawn(async move {
+                    let _ = serve_capture(stream, &log, response).await;
+                });
+            }
+        });
+        Ok(Self { origin, seen, task })
+    }
+
+    fn take(&self) -> Vec<Captured> {
+        std::mem::take(
+            &mut *self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn serve_capture(
+    mut stream: tokio::net::TcpStream,
+    log: &Mutex<Vec<Captured>>,
+    response: &str,
+) -> Res<()> {
+    let mut buf = Vec::new();
+    loop {
+        let end = loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break end;
+            }
+            let mut chunk = [0u8; 16 * 1024];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let mut request_line = lines.next().unwrap_or("").split(' ');
+        let method = request_line.next().unwrap_or("GET").to_owned();
+        let path = request_line.next().unwrap_or("/").to_owned();
+        let headers: Vec<(String, String)> = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+            .collect();
+        let length: usize = headers
+            .iter()
+            .find(|(n, _)| n == "content-length")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(0);
+        buf.drain(..end + 4);
+        while buf.len() < length {
+            let mut chunk = [0u8; 64 * 1024];
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let body = bytes::Bytes::copy_from_slice(&buf[..length]);
+        buf.drain(..length);
+        log.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(Captured {
+                method,
+                path,
+                headers,
+                body,
+            });
+        stream.write_all(response.as_bytes()).await?;
+    }
+}
+
+const CAPTURE_OK: &str =
+    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+
+/// `http://127.0.0.1:PORT` of a URL.
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    url[after_scheme..]
+        .find('/')
+        .map_or(url, |i| &url[..after_scheme + i])
+}
+
+/// The requests a client makes in `call`, with the client pointed at a capture server in
+/// place of `base_url`'s origin.
+async fn capture<C, F>(
+    base_url: &str,
+    make: impl FnOnce(&str) -> Res<C>,
+    call: F,
+) -> Res<Vec<Captured>>
+where
+    F: for<'a> FnOnce(&'a C) -> Pin<Box<dyn Future<Output = ()> + 'a>>,
+{
+    let capture = Capture::start(CAPTURE_OK).await?;
+    let redirected = format!("{}{}", capture.origin, &base_url[origin(base_url).len()..]);
+    let client = make(&redirected)?;
+    call(&client).await;
+    let seen = capture.take();
+    if seen.is_empty() {
+        return Err("the client sent nothing to the capture server".into());
+    }
+    Ok(seen)
+}
+
+/// The floor: the captured request, replayed to the real server, the body read as bytes.
+async fn replay(floor: &reqwest::Client, origin: &str, request: &Captured) -> Res<usize> {
+    let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
+    let mut builder = floor.request(method, format!("{origin}{}", request.path));
+    for (name, value) in &request.headers {
+        if !matches!(name.as_str(), "host" | "content-length" | "connection") {
+            builder = builder.header(name, value);
+        }
+    }
+    let response = builder.body(request.body.clone()).send().await?;
+    let status = response.status();
+    let body = response.bytes().await?;
+    if !status.is_success() {
+        return Err(format!(
+            "the floor's {} {} got {status}",
+            request.method, request.path
+        )
+        .into());
+    }
+    Ok(body.len())
+}
+
+fn outline_floor(url: &str, path: &str) -> Captured {
+    Captured {
+        method: "GET".into(),
+        path: format!("{}/{path}", &url[origin(url).len()..]),
+        headers: vec![("accept".into(), "application/json".into())],
+        body: bytes::Bytes::new(),
+    }
+}
+
+// ---- the operations ------------------------------------------------------------------------
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Op {
+    OutlineTransfer10,
+    OutlineTransfer100k,
+    OutlineEnabled,
+    OutlineServer,
+    AppOpticsSubmit,
+    AppOpticsQueue10k,
+    AppOpticsQueue1m,
+    UnleashRegister,
+    UnleashSendMetrics,
+    CooprQueueMetrics,
+    CooprNodeUsage,
+    VumiQuery1000,
+    VumiFire,
+    Aggregator,
+}
+
+const OPS: [Op; 14] = [
+    Op::OutlineTransfer10,
+    Op::OutlineTransfer100k,
+    Op::OutlineEnabled,
+    Op::OutlineServer,
+    Op::AppOpticsSubmit,
+    Op::AppOpticsQueue10k,
+    Op::AppOpticsQueue1m,
+    Op::UnleashRegister,
+    Op::UnleashSendMetrics,
+    Op::CooprQueueMetrics,
+    Op::CooprNodeUsage,
+    Op::VumiQuery1000,
+    Op::VumiFire,
+    Op::Aggregator,
+];
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::OutlineTransfer10 => "outline metrics().transfer(), 10 keys",
+            Op::OutlineTransfer100k => "outline metrics().transfer(), 100k keys",
+            Op::OutlineEnabled => "outline metrics().enabled()",
+            Op::OutlineServer => "outline server()",
+            Op::AppOpticsSubmit => "appoptics submit, 1 measurement",
+            Op::AppOpticsQueue10k => "appoptics queue, 10 000 measurements",
+            Op::AppOpticsQueue1m => "appoptics queue, 1 000 000 measurements",
+            Op::UnleashRegister => "unleash register()",
+            Op::UnleashSendMetrics => "unleash send_metrics()",
+            Op::CooprQueueMetrics => "coopr queue_metrics()",
+            Op::CooprNodeUsage => "coopr node_usage()",
+            Op::VumiQuery1000 => "vumi query, 1 000 points",
+            Op::VumiFire => "vumi fire, 2 metrics",
+            Op::Aggregator => "aggregator, 5 sources, 1 delayed 50 ms",
+        })
+    }
+}
+
+impl Op {
+    fn key(self) -> String {
+        format!("{self:?}")
+    }
+
+    fn from_key(key: &str) -> Option<Self> {
+        OPS.into_iter().find(|op| op.key() == key)
+    }
+
+    /// Calls per round (for the queues: measurements per submission, one per round).
+    fn per_round(self) -> usize {
+        match self {
+            Op::OutlineTransfer100k => 10,
+            Op::AppOpticsQueue10k => 10_000,
+            Op::AppOpticsQueue1m => 1_000_000,
+            Op::Aggregator => 5,
+            _ => 1_000,
+        }
+    }
+
+    fn rounds(self) -> usize {
+        match self {
+            Op::AppOpticsQueue1m => 3,
+            _ => ROUNDS,
+        }
+    }
+
+    fn is_queue(self) -> bool {
+        matches!(self, Op::AppOpticsQueue10k | Op::AppOpticsQueue1m)
+    }
+
+    fn target(self) -> &'static str {
+        match self {
+            Op::OutlineTransfer100k => ">= 0.5x, mem <= 3x body",
+            Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => ">= 1x",
+            Op::Aggregator => "<= slowest + 5 ms",
+            _ => ">= 0.9x",
+        }
+    }
+}
+
+/// What the floor of an operation sends, captured from the client.
+struct Prepared {
+    origin: String,
+    requests: Vec<Captured>,
+    body_len: usize,
+}
+
+fn queue_value(i: usize) -> f64 {
+    #[allow(clippy::cast_precision_loss, reason = "small numbers")]
+    let v = (i % 250) as f64;
+    v
+}
+
+async fn fill_and_submit(client: &AppOpticsClient, n: usize) -> Res<()> {
+    let queue = client.queue().with_tag("host", "web-1").build()?;
+    for i in 0..n {
+        queue.add("checkout.latency", queue_value(i)).await?;
+    }
+    queue.submit().await?;
+    Ok(())
+}
+
+async fn prepare(op: Op, c: &Clients, t: &Targets) -> Res<Prepared> {
+    let (url, requests) = match op {
+        Op::OutlineTransfer10
+        | Op::OutlineTransfer100k
+        | Op::OutlineEnabled
+        | Op::OutlineServer => {
+            let url = if op == Op::OutlineTransfer100k {
+                t.get("outline_big_url")
+            } else {
+                t.get("outline_small_url")
+            };
+            let path = match op {
+                Op::OutlineEnabled => "metrics/enabled",
+                Op::OutlineServer => "server",
+                _ => "metrics/transfer",
+            };
+            (url.to_owned(), vec![outline_floor(url, path)])
+        }
+        Op::AppOpticsSubmit | Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => {
+            let url = t.get("appoptics_url");
+            let n = op.per_round();
+            let requests = capture(url, appoptics_client, |client| {
+                Box::pin(async move {
+                    if op == Op::AppOpticsSubmit {
+                        let _ = client.submit(single_measurement()).await;
+                    } else {
+                        let _ = fill_and_submit(client, n).await;
+                    }
+                })
+            })
+            .await?;
+            (url.to_owned(), requests)
+        }
+        Op::UnleashRegister | Op::UnleashSendMetrics => {
+            let url = t.get("unleash_url");
+            let requests = capture(url, unleash_client, |client| {
+                Box::pin(async move {
+                    if op == Op::UnleashRegister {
+                        let _ = client.register().await;
+                    } else {
+                        let _ = client.send_metrics(&bucket()).await;
+                    }
+                })
+            })
+            .await?;
+            (url.to_owned(), requests)
+        }
+        Op::CooprQueueMetrics | Op::CooprNodeUsage => {
+            let url = t.get("coopr_url");
+            let requests = capture(url, coopr_client, |client| {
+                Box::pin(async move {
+                    if op == Op::CooprQueueMetrics {
+                        let _ = client.queue_metrics().await;
+                    } else {
+                        let _ = client.node_usage(&NodeUsageQuery::new()).await;
+                    }
+                })
+            })
+            .await?;
+            (url.to_owned(), requests)
+        }
+        Op::VumiQuery1000 | Op::VumiFire => {
+            let url = t.get("vumi_url");
+            let metric = c.vumi_metric.clone();
+            let requests = capture(
+                url,
+                |base| vumi_client(base, t.get("vumi_metric")),
+                |client| {
+                    Box::pin(async move {
+                        if op == Op::VumiQuery1000 {
+                            let _ = client.query(&vumi_query(&metric)).await;
+                        } else {
+                            let _ = client.fire(fire_values(&metric)).await;
+                        }
+                    })
+                },
+            )
+            .await?;
+            (url.to_owned(), requests)
+        }
+        Op::Aggregator => {
+            return Ok(Prepared {
+                origin: String::new(),
+                requests: Vec::new(),
+                body_len: 0,
+            });
+        }
+    };
+    let origin = origin(&url).to_owned();
+    let mut body_len = 0;
+    for request in requests.iter().take(1) {
+        body_len = replay(&c.floor, &origin, request).await?;
+    }
+    Ok(Prepared {
+        origin,
+        requests,
+        body_len,
+    })
+}
+
+fn single_measurement() -> Measurement {
+    Measurement::new("temperature", 21.5).with_tag("city", "sf")
+}
+
+fn fire_values(metric: &MetricName) -> Vec<(MetricName, f64)> {
+    let other =
+        MetricName::new("stores.default.bench_fired.sum").unwrap_or_else(|_| metric.clone());
+    vec![(metric.clone(), 3.0), (other, 212.0)]
+}
+
+/// One client call (for the queues: one whole submission).
+async fn client_call(op: Op, c: &Clients) -> Res<()> {
+    match op {
+        Op::OutlineTransfer10 => {
+            let transfer = c.outline_small.metrics().transfer().await?;
+            std::hint::black_box(transfer.len());
+        }
+        Op::OutlineTransfer100k => {
+            let transfer = c.outline_big.metrics().transfer().await?;
+            assert_eq!(transfer.len(), BIG_KEYS, "the big transfer lost keys");
+            std::hint::black_box(transfer.total());
+        }
+        Op::OutlineEnabled => {
+            std::hint::black_box(c.outline_small.metrics().enabled().await?);
+        }
+        Op::OutlineServer => {
+            std::hint::black_box(c.outline_small.server().await?);
+        }
+        Op::AppOpticsSubmit => c.appoptics.submit(single_measurement()).await?,
+        Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => {
+            fill_and_submit(&c.appoptics, op.per_round()).await?;
+        }
+        Op::UnleashRegister => c.unleash.register().await?,
+        Op::UnleashSendMetrics => c.unleash.send_metrics(&bucket()).await?,
+        Op::CooprQueueMetrics => {
+            std::hint::black_box(c.coopr.queue_metrics().await?);
+        }
+        Op::CooprNodeUsage => {
+            std::hint::black_box(c.coopr.node_usage(&NodeUsageQuery::new()).await?);
+        }
+        Op::VumiQuery1000 => {
+            let data = c.vumi.query(&vumi_query(&c.vumi_metric)).await?;
+            std::hint::black_box(data);
+        }
+        Op::VumiFire => {
+            std::hint::black_box(c.vumi.fire(fire_values(&c.vumi_metric)).await?);
+        }
+        Op::Aggregator => {
+            let collection = aggregator(c).collect(&aggregate_query()).await;
+            std::hint::black_box(collection);
+        }
+    }
+    Ok(())
+}
+
+/// One floor call (for the queues: every chunk, `max_in_flight` (4) at a time).
+async fn floor_call(op: Op, c: &Clients, p: &Prepared) -> Res<()> {
+    if op.is_queue() {
+        let mut posts = futures_util::stream::iter(&p.requests)
+            .map(|request| replay(&c.floor, &p.origin, request))
+            .buffer_unordered(appoptics_client::queue::DEFAULT_MAX_IN_FLIGHT);
+        while let Some(result) = posts.next().await {
+            result?;
+        }
+        return Ok(());
+    }
+    for request in &p.requests {
+        std::hint::black_box(replay(&c.floor, &p.origin, request).await?);
+    }
+    Ok(())
+}
+
+// ---- the aggregator ------------------------------------------------------------------------
+
+/// A source that answers 50 ms late.
+#[derive(Debug)]
+struct Delayed(Arc<dyn MetricsSource>);
+
+#[async_trait::async_trait]
+impl MetricsSource for Delayed {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    async fn collect(&self, query: &Query) -> metrics_hub::Result<Vec<metrics_hub::Series>> {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.0.collect(query).await
+    }
+}
+
+fn sources(c: &Clients) -> Vec<Arc<dyn MetricsSource>> {
+    vec![
+        Arc::new(c.outline_small.clone()),
+        Arc::new(c.appoptics.clone()),
+        Arc::new(c.unleash.clone()),
+        Arc::new(Delayed(Arc::new(c.coopr.clone()))),
+        Arc::new(c.vumi.clone()),
+    ]
+}
+
+fn aggregator(c: &Clients) -> Aggregator {
+    Aggregator::new(sources(c))
+}
+
+fn aggregate_query() -> Query {
+    Query::new()
+        .last(Duration::from_secs(3600))
+        .with_step(Duration::from_secs(300))
+}
+
+// ---- measuring -----------------------------------------------------------------------------
+
+async fn time_rounds<F, Fut>(n: usize, mut call: F) -> Res<f64>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Res<()>>,
+{
+    let started = Instant::now();
+    for _ in 0..n {
+        call().await?;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res<Row> {
+    let prepared = prepare(op, c, t).await?;
+    // Warm both up: connections open, caches filled.
+    client_call(op, c).await?;
+    floor_call(op, c, &prepared).await?;
+    if op == Op::Aggregator {
+        return measure_aggregator(c).await;
+    }
+    let (calls, per_call) = if op.is_queue() {
+        (1, op.per_round())
+    } else {
+        (op.per_round(), 1)
+    };
+    let mut client_rates = Vec::new();
+    let mut floor_rates = Vec::new();
+    for _ in 0..op.rounds() {
+        if op.is_queue() {
+            emulators.reset_appoptics();
+        }
+        let secs = time_rounds(calls, || client_call(op, c)).await?;
+        client_rates.push(rate(calls * per_call, secs));
+        if op.is_queue() {
+            emulators.reset_appoptics();
+        }
+        let secs = time_rounds(calls, || floor_call(op, c, &prepared)).await?;
+        floor_rates.push(rate(calls * per_call, secs));
+    }
+    let peak = probe_memory(op, t);
+    let mut note = String::new();
+    if op == Op::OutlineTransfer100k || op == Op::VumiQuery1000 {
+        note = format!("body {:.2} MiB", mib(prepared.body_len));
+        if let (Op::OutlineTransfer100k, Some(peak)) = (op, peak) {
+            #[allow(clippy::cast_precision_loss, reason = "a ratio")]
+            let times = peak as f64 / prepared.body_len.max(1) as f64;
+            note.push_str(&format!(", peak = {times:.1}x body"));
+        }
+    }
+    if op.is_queue() {
+        note = format!(
+            "{} chunks of <= {}, {} in flight",
+            prepared.requests.len(),
+            appoptics_client::queue::DEFAULT_CHUNK_SIZE,
+            appoptics_client::queue::DEFAULT_MAX_IN_FLIGHT
+        );
+    }
+    Ok(Row {
+        name: op.to_string(),
+        unit: if op.is_queue() {
+            "measurements"
+        } else {
+            "calls"
+        }
+        .to_owned(),
+        client_per_s: report::median(&client_rates).unwrap_or(f64::NAN),
+        floor_per_s: report::median(&floor_rates).unwrap_or(f64::NAN),
+        peak_bytes: peak,
+        target: op.target().to_owned(),
+        note,
+    })
+}
+
+/// The aggregator against its slowest source: each source timed alone, then all together.
+async fn measure_aggregator(c: &Clients) -> Res<Row> {
+    let query = aggregate_query();
+    let aggregator = aggregator(c);
+    let mut totals = Vec::new();
+    let mut slowest = Vec::new();
+    for _ in 0..ROUNDS {
+        let mut worst: f64 = 0.0;
+        for source in sources(c) {
+            let mut alone = Vec::new();
+            for _ in 0..Op::Aggregator.per_round() {
+                let started = Instant::now();
+                std::hint::black_box(source.collect(&query).await?);
+                alone.push(started.elapsed().as_secs_f64());
+            }
+            worst = worst.max(report::median(&alone).unwrap_or(0.0));
+        }
+        slowest.push(worst);
+        let mut together = Vec::new();
+        for _ in 0..Op::Aggregator.per_round() {
+            let started = Instant::now();
+            let collection = aggregator.collect(&query).await;
+            together.push(started.elapsed().as_secs_f64());
+            if !collection.failures.is_empty() {
+                return Err(format!("aggregator failures: {:?}", collection.failures).into());
+            }
+        }
+        totals.push(report::median(&together).unwrap_or(0.0));
+    }
+    let total = report::median(&totals).unwrap_or(f64::NAN);
+    let worst = report::median(&slowest).unwrap_or(f64::NAN);
+    Ok(Row {
+        name: Op::Aggregator.to_string(),
+        unit: "calls".to_owned(),
+        client_per_s: 1.0 / total,
+        floor_per_s: 1.0 / worst,
+        peak_bytes: None,
+        target: Op::Aggregator.target().to_owned(),
+        note: format!(
+            "total {:.1} ms, slowest source alone {:.1} ms: +{:.1} ms",
+            total * 1e3,
+            worst * 1e3,
+            (total - worst) * 1e3
+        ),
+    })
+}
+
+#[allow(clippy::cast_precision_loss, reason = "rates")]
+fn rate(count: usize, secs: f64) -> f64 {
+    count as f64 / secs
+}
+
+#[allow(clippy::cast_precision_loss, reason = "display")]
+fn mib(bytes: usize) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+// ---- memory probes -------------------------------------------------------------------------
+
+/// A `/proc/self/status` field in bytes.
+fn status_bytes(field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Runs one client call of `op` in a fresh child process; its peak RSS growth.
+fn probe_memory(op: Op, t: &Targets) -> Option<u64> {
+    let exe = std::env::current_exe().ok()?;
+    let output = std::process::Command::new(exe)
+        .env("METRICS_HUB_BENCH_PROBE", op.key())
+        .env("METRICS_HUB_BENCH_TARGETS", t.encode())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let value = text.lines().find_map(|l| l.strip_prefix("peak_bytes="))?;
+    value.trim().parse().ok()
+}
+
+/// The child's side of [`probe_memory`].
+fn run_probe(key: &str, targets: &str) -> Res<()> {
+    let op = Op::from_key(key).ok_or("unknown operation")?;
+    let t = Targets::decode(targets);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let c = Clients::new(&t)?;
+        std::fs::write("/proc/self/clear_refs", "5")?;
+        let before = status_bytes("VmRSS:").ok_or("no VmRSS")?;
+        client_call(op, &c).await?;
+        let peak = status_bytes("VmHWM:").ok_or("no VmHWM")?;
+        println!("peak_bytes={}", peak.saturating_sub(before));
+        Ok(())
+    })
+}
+
+// ---- main ----------------------------------------------------------------------------------
+
+fn main() -> Res<()> {
+    if let Ok(key) = std::env::var("METRICS_HUB_BENCH_PROBE") {
+        let targets = std::env::var("METRICS_HUB_BENCH_TARGETS").unwrap_or_default();
+        return run_probe(&key, &targets);
+    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().any(|a| a == "--json");
+    let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+
+    // The emulators: a runtime of their own, one worker thread.
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("emulators")
+        .enable_all()
+        .build()?;
+    let (emulators, targets) = servers.block_on(start_emulators())?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let started = Instant::now();
+    let rows = runtime.block_on(async {
+        let clients = Clients::new(&targets)?;
+        let mut rows = Vec::new();
+        for op in OPS {
+            if !only.is_empty()
+                && !only
+                    .iter()
+                    .any(|o| op.key().to_lowercase().contains(&o.to_lowercase()))
+            {
+                continue;
+            }
+            let op_started = Instant::now();
+            let row = measure(op, &clients, &targets, &emulators).await?;
+            eprintln!(
+                "{op}: {:.2}x in {:.1} s",
+                row.ratio().unwrap_or(f64::NAN),
+                op_started.elapsed().as_secs_f64()
+            );
+            rows.push(row);
+        }
+        Res::Ok(rows)
+    })?;
+    if json {
+        println!("{}", report::format_json(&rows, MEMORY_NOTE));
+    } else {
+        println!();
+        print!("{}", report::format_table(&rows));
+        println!("\n{MEMORY_NOTE}.");
+        println!(
+            "Rates are medians of {ROUNDS} rounds (3 for the 1M queue), client and floor alternating, against the same emulator; measured in {:.0} s.",
+            started.elapsed().as_secs_f64()
+        );
+    }
+    drop(emulators);
+    Ok(())
+}

@@ -1,0 +1,313 @@
+//! `cargo xtask bench [--json]`: the client-versus-floor benchmark suite.
+//!
+//! It runs `cargo bench -p metrics-hub-examples --bench clients -- [--json]`. The pure parts
+//! (medians, ratios, the table and the JSON report) live here with their unit tests; the
+//! benchmark binary (`examples/benches/clients.rs`) includes this file as a module, so the
+//! table it prints is the one tested here.
+
+#![allow(
+    dead_code,
+    reason = "the report half is used by the benchmark binary, which includes this file; the runner half only here"
+)]
+
+use std::fmt::Write as _;
+use std::process::Command;
+use std::time::Instant;
+
+/// The cargo arguments that run the suite.
+pub(crate) fn cargo_args(json: bool) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "bench",
+        "-p",
+        "metrics-hub-examples",
+        "--bench",
+        "clients",
+        "--",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    if json {
+        args.push("--json".to_owned());
+    }
+    args
+}
+
+/// Reads `[--json]`; anything else is a usage error.
+pub(crate) fn parse_args(args: &[String]) -> Result<bool, String> {
+    match args {
+        [] => Ok(false),
+        [flag] if flag == "--json" => Ok(true),
+        _ => Err(format!("bench takes only --json, not {args:?}")),
+    }
+}
+
+/// Runs the suite, its output going straight to the terminal.
+pub(crate) fn run(args: &[String]) -> Result<(), String> {
+    let json = parse_args(args)?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let started = Instant::now();
+    let status = Command::new(&cargo)
+        .args(cargo_args(json))
+        .status()
+        .map_err(|e| format!("cannot run {cargo}: {e}"))?;
+    eprintln!(
+        "xtask bench: {} in {:.0} s (build included)",
+        if status.success() {
+            "finished"
+        } else {
+            "failed"
+        },
+        started.elapsed().as_secs_f64()
+    );
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`cargo {}` failed ({status})",
+            cargo_args(json).join(" ")
+        ))
+    }
+}
+
+/// The median of some samples (the mean of the middle two for an even count); `None` when
+/// there are none. NaNs sort last.
+pub(crate) fn median(samples: &[f64]) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    Some(if sorted.len().is_multiple_of(2) {
+        f64::midpoint(sorted[mid - 1], sorted[mid])
+    } else {
+        sorted[mid]
+    })
+}
+
+/// `client / floor`, or `None` when the floor is not a positive number.
+pub(crate) fn ratio(client: f64, floor: f64) -> Option<f64> {
+    (floor > 0.0 && floor.is_finite() && client.is_finite()).then(|| client / floor)
+}
+
+/// One measured operation.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Row {
+    /// The operation, e.g. `outline transfer (100k keys)`.
+    pub(crate) name: String,
+    /// What is counted per second: `calls` or `measurements`.
+    pub(crate) unit: String,
+    /// The client's rate (median of the rounds).
+    pub(crate) client_per_s: f64,
+    /// The floor's rate (median of the rounds).
+    pub(crate) floor_per_s: f64,
+    /// Peak memory of one client call, in bytes, when measured.
+    pub(crate) peak_bytes: Option<u64>,
+    /// The target, as text, e.g. `>= 0.9x`.
+    pub(crate) target: String,
+    /// Anything else worth a column (body size, times).
+    pub(crate) note: String,
+}
+
+impl Row {
+    /// `client / floor`.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        ratio(self.client_per_s, self.floor_per_s)
+    }
+}
+
+/// A rate for people: `12.3k`, `1.23M`, `456`, `7.89`.
+pub(crate) fn human_rate(per_s: f64) -> String {
+    if !per_s.is_finite() {
+        return "-".to_owned();
+    }
+    if per_s >= 1e6 {
+        format!("{:.2}M", per_s / 1e6)
+    } else if per_s >= 1e4 {
+        format!("{:.1}k", per_s / 1e3)
+    } else if per_s >= 100.0 {
+        format!("{per_s:.0}")
+    } else {
+        format!("{per_s:.2}")
+    }
+}
+
+/// Bytes for people, in MiB with one decimal (`-` when not measured).
+pub(crate) fn human_bytes(bytes: Option<u64>) -> String {
+    #[allow(clippy::cast_precision_loss, reason = "shown with one decimal")]
+    bytes.map_or_else(
+        || "-".to_owned(),
+        |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+    )
+}
+
+/// The table: one line per operation, columns aligned.
+pub(crate) fn format_table(rows: &[Row]) -> String {
+    let header = [
+        "operation",
+        "unit",
+        "client/s",
+        "floor/s",
+        "ratio",
+        "target",
+        "peak mem",
+        "note",
+    ];
+    let cells: Vec<[String; 8]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.name.clone(),
+                row.unit.clone(),
+                human_rate(row.client_per_s),
+                human_rate(row.floor_per_s),
+                row.ratio()
+                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x")),
+                row.target.clone(),
+                human_bytes(row.peak_bytes),
+                row.note.clone(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(str::len);
+    for line in &cells {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut push = |line: &[String]| {
+        let mut text = String::new();
+        for (i, (cell, width)) in line.iter().zip(widths).enumerate() {
+            if i > 0 {
+                text.push_str("  ");
+            }
+            // Names and notes to the left, numbers to the right.
+            if i == 0 || i == 1 || i == 7 {
+                let _ = write!(text, "{cell:<width$}");
+            } else {
+                let _ = write!(text, "{cell:>width$}");
+            }
+        }
+        out.push_str(text.trim_end());
+        out.push('\n');
+    };
+    push(&header.map(str::to_owned));
+    push(&widths.map(|w| "-".repeat(w)));
+    for line in &cells {
+        push(line);
+    }
+    out
+}
+
+/// The machine-readable report: `{"memory": …, "rows": [{…}]}`.
+pub(crate) fn format_json(rows: &[Row], memory: &str) -> String {
+    let rows: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "operation": row.name,
+                "unit": row.unit,
+                "client_per_s": finite(row.client_per_s),
+                "floor_per_s": finite(row.floor_per_s),
+                "ratio": row.ratio(),
+                "target": row.target,
+                "peak_bytes": row.peak_bytes,
+                "note": row.note,
+            })
+        })
+        .collect();
+    serde_json::json!({ "memory": memory, "rows": rows }).to_string()
+}
+
+fn finite(value: f64) -> Option<f64> {
+    value.is_finite().then_some(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, client: f64, floor: f64) -> Row {
+        Row {
+            name: name.to_owned(),
+            unit: "calls".to_owned(),
+            client_per_s: client,
+            floor_per_s: floor,
+            peak_bytes: Some(3 * 1024 * 1024),
+            target: ">= 0.9x".to_owned(),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+        assert_eq!(median(&[7.0]), Some(7.0));
+        assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn ratio_needs_a_positive_floor() {
+        assert_eq!(ratio(50.0, 100.0), Some(0.5));
+        assert_eq!(ratio(50.0, 0.0), None);
+        assert_eq!(ratio(f64::NAN, 1.0), None);
+    }
+
+    #[test]
+    fn rates_and_bytes_for_people() {
+        assert_eq!(human_rate(2_500_000.0), "2.50M");
+        assert_eq!(human_rate(12_345.0), "12.3k");
+        assert_eq!(human_rate(456.4), "456");
+        assert_eq!(human_rate(7.891), "7.89");
+        assert_eq!(human_rate(f64::INFINITY), "-");
+        assert_eq!(human_bytes(Some(1024 * 1024 * 3 / 2)), "1.5 MiB");
+        assert_eq!(human_bytes(None), "-");
+    }
+
+    #[test]
+    fn table_aligns_columns_and_shows_ratios() {
+        let table = format_table(&[
+            row("outline enabled", 9_000.0, 10_000.0),
+            row("x", 1.0, 0.0),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4);
+        assert!(lines[0].starts_with("operation      "));
+        assert!(lines[1].starts_with("---------------"));
+        assert!(lines[2].contains("0.90x"), "{table}");
+        assert!(lines[2].contains("3.0 MiB"), "{table}");
+        // A missing floor shows as `-`, not as infinity.
+        assert!(lines[3].contains(" - "), "{table}");
+        // Every line's ratio column ends at the same place.
+        let end = lines[0].find(" ratio").map(|i| i + " ratio".len());
+        assert_eq!(lines[2].find("0.90x").map(|i| i + 5), end);
+    }
+
+    #[test]
+    fn json_report_has_every_row_and_the_memory_note() {
+        let json = format_json(&[row("a", 9.0, 10.0)], "client process RSS");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["memory"], "client process RSS");
+        assert_eq!(value["rows"][0]["operation"], "a");
+        assert_eq!(value["rows"][0]["ratio"], 0.9);
+        assert_eq!(value["rows"][0]["peak_bytes"], 3 * 1024 * 1024);
+        let json = format_json(&[row("b", 1.0, 0.0)], "");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(value["rows"][0]["ratio"].is_null());
+    }
+
+    #[test]
+    fn args_and_the_cargo_command() {
+        assert_eq!(parse_args(&[]), Ok(false));
+        assert_eq!(parse_args(&["--json".to_owned()]), Ok(true));
+        assert!(parse_args(&["--fast".to_owned()]).is_err());
+        assert_eq!(
+            cargo_args(true).join(" "),
+            "bench -p metrics-hub-examples --bench clients -- --json"
+        );
+        assert_eq!(cargo_args(false).last().map(String::as_str), Some("--"));
+    }
+}
