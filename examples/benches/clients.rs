@@ -47,7 +47,7 @@ const VUMI_TOKEN: &str = "bench-token";
 const VUMI_OWNER: &str = "bench-owner";
 const APPOPTICS_TOKEN: &str = "0123456789abcdef";
 const BIG_KEYS: usize = 100_000;
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 15;
 const MEMORY_NOTE: &str = "peak mem: growth of peak RSS (VmHWM) over RSS in a fresh child process making one client call, connection set-up included; the emulators run in the parent, so it is the client's alone";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -184,6 +184,8 @@ struct Clients {
     vumi: VumiClient,
     vumi_metric: MetricName,
     floor: reqwest::Client,
+    /// Seconds adding and submitting, per queue round.
+    queue_phases: Mutex<Vec<(f64, f64)>>,
 }
 
 fn outline_client(url: &str, cert: &str) -> Res<OutlineClient> {
@@ -243,6 +245,7 @@ impl Clients {
                 // The Outline emulator's certificate is self-signed; the client pins it.
                 .danger_accept_invalid_certs(true)
                 .build()?,
+            queue_phases: Mutex::new(Vec::new()),
         })
     }
 }
@@ -503,17 +506,22 @@ impl Op {
     /// Calls per round (for the queues: measurements per submission, one per round).
     fn per_round(self) -> usize {
         match self {
-            Op::OutlineTransfer100k => 10,
+            Op::OutlineTransfer100k => 4,
             Op::AppOpticsQueue10k => 10_000,
             Op::AppOpticsQueue1m => 1_000_000,
             Op::Aggregator => 5,
-            _ => 1_000,
+            Op::VumiQuery1000 => 100,
+            _ => 300,
         }
     }
 
+    /// Rounds, client and floor alternating: many short rounds, so that both see the same
+    /// noise of a shared machine.
     fn rounds(self) -> usize {
         match self {
             Op::AppOpticsQueue1m => 3,
+            Op::AppOpticsQueue10k => 9,
+            Op::Aggregator => 5,
             _ => ROUNDS,
         }
     }
@@ -545,13 +553,17 @@ fn queue_value(i: usize) -> f64 {
     v
 }
 
-async fn fill_and_submit(client: &AppOpticsClient, n: usize) -> Res<()> {
+/// Fills a queue with `n` measurements (each validated as it is added) and submits it;
+/// returns the seconds spent adding and submitting.
+async fn fill_and_submit(client: &AppOpticsClient, n: usize) -> Res<(f64, f64)> {
+    let started = Instant::now();
     let queue = client.queue().with_tag("host", "web-1").build()?;
     for i in 0..n {
         queue.add("checkout.latency", queue_value(i)).await?;
     }
+    let added = started.elapsed().as_secs_f64();
     queue.submit().await?;
-    Ok(())
+    Ok((added, started.elapsed().as_secs_f64() - added))
 }
 
 async fn prepare(op: Op, c: &Clients, t: &Targets) -> Res<Prepared> {
@@ -684,7 +696,11 @@ async fn client_call(op: Op, c: &Clients) -> Res<()> {
         }
         Op::AppOpticsSubmit => c.appoptics.submit(single_measurement()).await?,
         Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => {
-            fill_and_submit(&c.appoptics, op.per_round()).await?;
+            let phases = fill_and_submit(&c.appoptics, op.per_round()).await?;
+            c.queue_phases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(phases);
         }
         Op::UnleashRegister => c.unleash.register().await?,
         Op::UnleashSendMetrics => c.unleash.send_metrics(&bucket()).await?,
@@ -782,6 +798,10 @@ async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res
     // Warm both up: connections open, caches filled.
     client_call(op, c).await?;
     floor_call(op, c, &prepared).await?;
+    c.queue_phases
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
     if op == Op::Aggregator {
         return measure_aggregator(c).await;
     }
@@ -815,11 +835,24 @@ async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res
         }
     }
     if op.is_queue() {
+        let phases = std::mem::take(
+            &mut *c
+                .queue_phases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let adding: Vec<f64> = phases.iter().map(|p| p.0).collect();
+        let submitting: Vec<f64> = phases.iter().map(|p| p.1).collect();
+        #[allow(clippy::cast_precision_loss, reason = "a rate")]
+        let floor_secs = op.per_round() as f64 / report::median(&floor_rates).unwrap_or(f64::NAN);
         note = format!(
-            "{} chunks of <= {}, {} in flight",
+            "{} chunks of <= {}, {} in flight; client: add {:.0} ms + submit {:.0} ms, floor {:.0} ms",
             prepared.requests.len(),
             appoptics_client::queue::DEFAULT_CHUNK_SIZE,
-            appoptics_client::queue::DEFAULT_MAX_IN_FLIGHT
+            appoptics_client::queue::DEFAULT_MAX_IN_FLIGHT,
+            report::median(&adding).unwrap_or(f64::NAN) * 1e3,
+            report::median(&submitting).unwrap_or(f64::NAN) * 1e3,
+            floor_secs * 1e3,
         );
     }
     Ok(Row {
@@ -993,7 +1026,7 @@ fn main() -> Res<()> {
         print!("{}", report::format_table(&rows));
         println!("\n{MEMORY_NOTE}.");
         println!(
-            "Rates are medians of {ROUNDS} rounds (3 for the 1M queue), client and floor alternating, against the same emulator; measured in {:.0} s.",
+            "Rates are medians of up to {ROUNDS} short rounds (3 for the 1M queue), client and floor alternating, against the same emulator; measured in {:.0} s.",
             started.elapsed().as_secs_f64()
         );
     }
