@@ -54,7 +54,17 @@ impl Step {
 
     /// The command as a person would type it (program shown as `cargo`).
     pub(crate) fn display(&self) -> String {
-        let mut parts: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut parts: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| {
+                if is_secret_name(k) {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect();
         for (i, arg) in self.argv.iter().enumerate() {
             if i == 0 && arg == &cargo() {
                 parts.push("cargo".to_owned());
@@ -123,4 +133,29 @@ pub(crate) fn metadata(dir: &Path) -> Result<String, TaskError> {
             "--offline",
         ],
     )
+}
+
+/// Environment variables whose values are credentials, never printed.
+fn is_secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    ["TOKEN", "PASSWORD", "SECRET", "KEY", "API_URL"]
+        .iter()
+        .any(|word| upper.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_the_environment_are_not_shown() {
+        let step = Step::cargo("t", &["test"])
+            .with_env("UNLEASH_API_TOKEN", "default:development.abc")
+            .with_env("UNLEASH_URL", "http://127.0.0.1:4242");
+        let shown = step.display();
+        assert_eq!(
+            shown,
+            "UNLEASH_API_TOKEN=*** UNLEASH_URL=http://127.0.0.1:4242 cargo test"
+        );
+    }
 }
