@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::BACKEND;
 use crate::model::{
     AccessKey, AccessKeyList, DataLimit, HostnameBody, LimitBody, MetricsEnabled, NameBody,
-    NewAccessKey, PortBody, Server, ServerMetrics, Since, TransferMetrics, TransferResponse,
+    NewAccessKey, PortBody, Server, ServerMetrics, Since, TransferMetrics,
 };
 use crate::tls::CertSha256;
 
@@ -267,11 +267,8 @@ impl Metrics<'_> {
     /// Any [`Error`] of the request; 500 `InternalServer` when the server's Prometheus is
     /// down.
     pub async fn transfer(&self) -> Result<TransferMetrics> {
-        let body: TransferResponse = self
-            .client
-            .get_json(Request::get("metrics/transfer"))
-            .await?;
-        Ok(body.bytes_transferred_by_user_id)
+        let response = self.client.send(Request::get("metrics/transfer")).await?;
+        TransferMetrics::from_json(response.body())
     }
 
     /// `GET /experimental/server/metrics?since=…`: server, location and per-key aggregates

@@ -336,6 +336,9 @@ impl TransferMetrics {
     ///
     /// [`Error::Decode`] naming the failing field when the body is not that shape.
     pub fn from_json(body: &[u8]) -> Result<Self> {
+        if let Some(metrics) = scan_transfer(body) {
+            return Ok(metrics);
+        }
         let response: TransferResponse = metrics_core::http::decode_json(BACKEND, body)?;
         Ok(response.bytes_transferred_by_user_id)
     }
@@ -555,6 +558,94 @@ impl Visitor<'_> for ByteCount {
         }
         Err(E::invalid_value(de::Unexpected::Float(value), &self))
     }
+}
+
+/// The fast path of [`TransferMetrics::from_json`]: the shape every Outline server sends,
+/// `{"bytesTransferredByUserId":{"<id>":<integer>,…}}` with any JSON whitespace, scanned in
+/// one pass with both buffers sized up front. `None` for anything else — an escape in an
+/// id, a float or negative count, another field, a syntax error — and serde decides, with
+/// its error messages; so this accepts nothing the serde path would not, with the same
+/// result.
+fn scan_transfer(body: &[u8]) -> Option<TransferMetrics> {
+    const FIELD: &[u8] = b"\"bytesTransferredByUserId\"";
+    let text = std::str::from_utf8(body).ok()?;
+    let body = text.as_bytes();
+    let mut at = 0;
+    let skip_ws = |at: &mut usize| {
+        while body
+            .get(*at)
+            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+        {
+            *at += 1;
+        }
+    };
+    let expect = |at: &mut usize, byte: u8| {
+        skip_ws(at);
+        (body.get(*at) == Some(&byte)).then(|| *at += 1)
+    };
+    expect(&mut at, b'{')?;
+    skip_ws(&mut at);
+    body.get(at..)?.starts_with(FIELD).then_some(())?;
+    at += FIELD.len();
+    expect(&mut at, b':')?;
+    expect(&mut at, b'{')?;
+
+    // One `:` per key (an id holding one only over-reserves): the entries are allocated
+    // once, at their final size. The ids buffer grows; an estimate from the body would
+    // count the digits of the values too.
+    let keys = body[at..].iter().filter(|&&b| b == b':').count();
+    let mut metrics = TransferMetrics {
+        ids: String::new(),
+        entries: Vec::with_capacity(keys),
+    };
+    skip_ws(&mut at);
+    if body.get(at) == Some(&b'}') {
+        at += 1;
+    } else {
+        loop {
+            expect(&mut at, b'"')?;
+            let start = at;
+            let len = body[start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            at = start + len;
+            if body[at] != b'"' {
+                return None; // an escape or a control character: serde's job
+            }
+            // UTF-8 was checked above; the quote cannot split a character.
+            metrics.ids.push_str(text.get(start..at)?);
+            at += 1;
+            expect(&mut at, b':')?;
+            skip_ws(&mut at);
+            let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
+            if digits == 0 || (digits > 1 && body[at] == b'0') {
+                return None;
+            }
+            let mut value: u64 = 0;
+            for &digit in &body[at..at + digits] {
+                value = value
+                    .checked_mul(10)?
+                    .checked_add(u64::from(digit - b'0'))?;
+            }
+            at += digits;
+            if matches!(body.get(at), Some(b'.' | b'e' | b'E')) {
+                return None; // an integral float is accepted, by the serde path
+            }
+            metrics.entries.push((metrics.ids.len(), value));
+            skip_ws(&mut at);
+            match body.get(at) {
+                Some(b',') => at += 1,
+                Some(b'}') => {
+                    at += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    expect(&mut at, b'}')?;
+    skip_ws(&mut at);
+    (at == body.len()).then_some(metrics)
 }
 
 #[derive(Deserialize)]
@@ -1089,5 +1180,77 @@ mod tests {
                 .timestamp_millis(),
             1_795_340_862_433
         );
+    }
+
+    /// The serde path alone, for comparing with the scanner.
+    fn via_serde(body: &str) -> Option<TransferMetrics> {
+        serde_json::from_str::<TransferResponse>(body)
+            .ok()
+            .map(|r| r.bytes_transferred_by_user_id)
+    }
+
+    #[test]
+    fn transfer_scanner_agrees_with_serde() {
+        for body in [
+            r#"{"bytesTransferredByUserId":{}}"#,
+            r#"{"bytesTransferredByUserId":{"0":76609,"alpha-key":365474,"10":5958113497}}"#,
+            " {\n \"bytesTransferredByUserId\" : {\n  \"1\" : 0 ,\t\"\" : 18446744073709551615\r\n }\n}\n",
+            r#"{"bytesTransferredByUserId":{"ключ":1,"a:b":2,"1":3,"1":4}}"#,
+        ] {
+            let scanned = scan_transfer(body.as_bytes());
+            assert!(scanned.is_some(), "the scanner should take {body:?}");
+            assert_eq!(scanned, via_serde(body), "{body:?}");
+            assert_eq!(
+                TransferMetrics::from_json(body.as_bytes()).ok(),
+                via_serde(body)
+            );
+        }
+    }
+
+    #[test]
+    fn transfer_scanner_leaves_the_unusual_to_serde() {
+        for body in [
+            // Accepted by serde, with its own reading: escapes, integral floats, other fields.
+            r#"{"bytesTransferredByUserId":{"a\"b":1,"\u0041":2}}"#,
+            r#"{"bytesTransferredByUserId":{"1":1.0,"2":1e3}}"#,
+            r#"{"other":1,"bytesTransferredByUserId":{"1":1}}"#,
+            r#"{"bytesTransferredByUserId":{"1":1},"other":[]}"#,
+            // Rejected by serde, with its error: the scanner must not accept them either.
+            r#"{"bytesTransferredByUserId":{"1":-1}}"#,
+            r#"{"bytesTransferredByUserId":{"1":01}}"#,
+            r#"{"bytesTransferredByUserId":{"1":18446744073709551616}}"#,
+            r#"{"bytesTransferredByUserId":{"1":1,}}"#,
+            r#"{"bytesTransferredByUserId":{"1":1}"#,
+            r#"{"bytesTransferredByUserId":{"1":1}}}"#,
+            r#"{"bytesTransferredByUserId":{"1" 1}}"#,
+            "{\"bytesTransferredByUserId\":{\"a\tb\":1}}",
+            "",
+        ] {
+            assert_eq!(scan_transfer(body.as_bytes()), None, "{body:?}");
+            assert_eq!(
+                TransferMetrics::from_json(body.as_bytes()).ok(),
+                via_serde(body),
+                "{body:?}"
+            );
+        }
+        let err =
+            TransferMetrics::from_json(br#"{"bytesTransferredByUserId":{"1":-1}}"#).unwrap_err();
+        assert!(matches!(err, Error::Decode { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn transfer_scanner_sizes_the_entries_once() {
+        let body: String = format!(
+            r#"{{"bytesTransferredByUserId":{{{}}}}}"#,
+            (0..1000)
+                .map(|i| format!(r#""{i}":{}"#, 1_000_000_000 + i))
+                .collect::<Vec<_>>()
+                .join(",")
+        );
+        let metrics = scan_transfer(body.as_bytes()).unwrap();
+        assert_eq!(metrics.len(), 1000);
+        assert_eq!(metrics.entries.capacity(), 1000);
+        assert_eq!(metrics.get("999"), Some(1_000_000_999));
+        assert_eq!(Some(metrics), via_serde(&body));
     }
 }
