@@ -617,17 +617,25 @@ fn scan_transfer(body: &[u8]) -> Option<TransferMetrics> {
             at += 1;
             expect(&mut at, b':')?;
             skip_ws(&mut at);
-            let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-            if digits == 0 || (digits > 1 && body[at] == b'0') {
+            // One pass over the digits; 19 of them cannot overflow a u64, a 20th can.
+            let first = at;
+            let mut value: u64 = 0;
+            while let Some(&byte) = body.get(at) {
+                let digit = byte.wrapping_sub(b'0');
+                if digit > 9 {
+                    break;
+                }
+                value = if at - first < 19 {
+                    value * 10 + u64::from(digit)
+                } else {
+                    value.checked_mul(10)?.checked_add(u64::from(digit))?
+                };
+                at += 1;
+            }
+            let digits = at - first;
+            if digits == 0 || (digits > 1 && body[first] == b'0') {
                 return None;
             }
-            let mut value: u64 = 0;
-            for &digit in &body[at..at + digits] {
-                value = value
-                    .checked_mul(10)?
-                    .checked_add(u64::from(digit - b'0'))?;
-            }
-            at += digits;
             if matches!(body.get(at), Some(b'.' | b'e' | b'E')) {
                 return None; // an integral float is accepted, by the serde path
             }
