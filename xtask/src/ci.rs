@@ -29,6 +29,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
     } else {
         conformance(&root, in_ci)?;
     }
+    clear_packaged_source_cache();
     package_step().run_in(&root)?;
     println!("\nxtask ci: all steps passed");
     Ok(())
@@ -99,6 +100,37 @@ fn static_steps(facade_features: &[String]) -> Vec<Step> {
         .with_env("RUSTDOCFLAGS", "-D warnings"),
     );
     steps
+}
+
+/// Removes cargo's unpacked copies of the temporary registries `cargo package` verifies
+/// against. Cargo keeps them under `$CARGO_HOME/registry/src/-<hash>/` and does not unpack a
+/// crate again when its version is unchanged, so a second `cargo package` of the same version
+/// would verify the dependents against the first run's sources. Named registries never start
+/// with `-`, so nothing else is touched; the cache is rebuilt on demand.
+pub(crate) fn clear_packaged_source_cache() {
+    let home = std::env::var_os("CARGO_HOME").map_or_else(
+        || std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
+        std::path::PathBuf::from,
+    );
+    for dir in local_registry_caches(&home.join("registry").join("src")) {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("warning: could not clear {}: {e}", dir.display());
+        }
+    }
+}
+
+/// The unpack directories of unnamed (temporary, local) registries under `src`.
+fn local_registry_caches(src: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(src) else {
+        return Vec::new();
+    };
+    let mut dirs: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with('-'))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
 }
 
 /// `cargo package` of every publishable crate, offline; CI and the release dry run share it.
@@ -311,6 +343,20 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn only_unnamed_registry_caches_are_cleared() {
+        let src = std::env::temp_dir().join(format!("xtask-cache-test-{}", std::process::id()));
+        for dir in [
+            "-14cd1cce6819ff87/metrics-core-0.1.0",
+            "index.crates.io-1949cf8c6b5b557f/serde-1.0.0",
+        ] {
+            std::fs::create_dir_all(src.join(dir)).unwrap();
+        }
+        assert_eq!(local_registry_caches(&src), [src.join("-14cd1cce6819ff87")]);
+        std::fs::remove_dir_all(&src).unwrap();
+        assert!(local_registry_caches(&src).is_empty());
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
         println!("  {}. {name} {version}", i + 1);
     }
 
+    crate::ci::clear_packaged_source_cache();
     crate::ci::package_step()
         .with_env("CARGO_TARGET_DIR", &root.join("target").to_string_lossy())
         .run_in(&work)?;
