@@ -29,8 +29,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
     } else {
         conformance(&root, in_ci)?;
     }
-    clear_packaged_source_cache();
-    package_step().run_in(&root)?;
+    package(&root, &root)?;
     println!("\nxtask ci: all steps passed");
     Ok(())
 }
@@ -102,12 +101,74 @@ fn static_steps(facade_features: &[String]) -> Vec<Step> {
     steps
 }
 
+/// Packages every publishable crate of the workspace at `work`, building in `root`'s target
+/// directory, after clearing what would make cargo verify against stale copies of our own
+/// crates (see [`clear_packaged_source_cache`] and [`clear_own_build_outputs`]).
+pub(crate) fn package(root: &Path, work: &Path) -> Result<(), TaskError> {
+    let names = crate::release::publish_order(&cmd::metadata(work)?).map_err(TaskError::Failed)?;
+    clear_packaged_source_cache();
+    let target = root.join("target");
+    clear_own_build_outputs(&target.join("debug"), &names);
+    package_step()
+        .with_env("CARGO_TARGET_DIR", &target.to_string_lossy())
+        .run_in(work)
+}
+
+/// Removes the compiled outputs of the workspace's own crates. Cargo treats a registry crate
+/// of a given version as immutable, so the verification build of `cargo package` would reuse
+/// an earlier run's `metrics-core 0.1.0` from the temporary registry even after the sources
+/// changed; our crates are small and rebuild quickly, the dependencies are kept.
+fn clear_own_build_outputs(profile_dir: &Path, names: &[String]) {
+    for path in own_build_outputs(profile_dir, names) {
+        let removed = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        if let Err(e) = removed {
+            eprintln!("warning: could not remove {}: {e}", path.display());
+        }
+    }
+}
+
+/// The fingerprints, build-script outputs and `deps` artifacts of crates called `names`.
+fn own_build_outputs(profile_dir: &Path, names: &[String]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for (sub, underscored) in [(".fingerprint", false), ("build", false), ("deps", true)] {
+        let Ok(entries) = std::fs::read_dir(profile_dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries.filter_map(Result::ok) {
+            let file = entry.file_name().to_string_lossy().into_owned();
+            let matches = names.iter().any(|name| {
+                let stem = if underscored {
+                    name.replace('-', "_")
+                } else {
+                    name.clone()
+                };
+                let bare = file.strip_prefix("lib").unwrap_or(&file);
+                bare.strip_prefix(&stem)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .map(|rest| rest.split('.').next().unwrap_or_default())
+                    .is_some_and(|hash| {
+                        !hash.is_empty() && hash.chars().all(|c| c.is_ascii_hexdigit())
+                    })
+            });
+            if matches {
+                found.push(entry.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 /// Removes cargo's unpacked copies of the temporary registries `cargo package` verifies
 /// against. Cargo keeps them under `$CARGO_HOME/registry/src/-<hash>/` and does not unpack a
 /// crate again when its version is unchanged, so a second `cargo package` of the same version
 /// would verify the dependents against the first run's sources. Named registries never start
 /// with `-`, so nothing else is touched; the cache is rebuilt on demand.
-pub(crate) fn clear_packaged_source_cache() {
+fn clear_packaged_source_cache() {
     let home = std::env::var_os("CARGO_HOME").map_or_else(
         || std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cargo"),
         std::path::PathBuf::from,
@@ -133,8 +194,8 @@ fn local_registry_caches(src: &Path) -> Vec<std::path::PathBuf> {
     dirs
 }
 
-/// `cargo package` of every publishable crate, offline; CI and the release dry run share it.
-pub(crate) fn package_step() -> Step {
+/// `cargo package` of every publishable crate, offline.
+fn package_step() -> Step {
     Step::cargo(
         "package",
         &[
@@ -357,6 +418,40 @@ mod tests {
         assert_eq!(local_registry_caches(&src), [src.join("-14cd1cce6819ff87")]);
         std::fs::remove_dir_all(&src).unwrap();
         assert!(local_registry_caches(&src).is_empty());
+    }
+
+    #[test]
+    fn own_outputs_are_found_by_crate_name_and_hash() {
+        let dir = std::env::temp_dir().join(format!("xtask-outputs-test-{}", std::process::id()));
+        let files = [
+            ".fingerprint/metrics-core-0a1b2c3d",
+            ".fingerprint/metrics-core-extra-0a1b2c3d",
+            ".fingerprint/serde-0a1b2c3d",
+            "deps/libmetrics_core-0a1b2c3d.rlib",
+            "deps/metrics_core-0a1b2c3d.d",
+            "deps/libmetrics_hub-ffff.rmeta",
+            "build/metrics-core-0123/x",
+        ];
+        for file in files {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "").unwrap();
+        }
+        let names = ["metrics-core".to_owned()];
+        let found: Vec<String> = own_build_outputs(&dir, &names)
+            .iter()
+            .map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ".fingerprint/metrics-core-0a1b2c3d",
+                "build/metrics-core-0123",
+                "deps/libmetrics_core-0a1b2c3d.rlib",
+                "deps/metrics_core-0a1b2c3d.d"
+            ]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

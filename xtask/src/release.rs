@@ -60,10 +60,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
         println!("  {}. {name} {version}", i + 1);
     }
 
-    crate::ci::clear_packaged_source_cache();
-    crate::ci::package_step()
-        .with_env("CARGO_TARGET_DIR", &root.join("target").to_string_lossy())
-        .run_in(&work)?;
+    crate::ci::package(&root, &work)?;
 
     let taken = taken_names(&order);
     report_taken(&taken);
@@ -221,7 +218,7 @@ fn section_body(text: &str) -> &str {
 /// Publishable workspace crates in an order where each comes after every workspace crate it
 /// depends on (dev-dependencies too: `cargo publish` needs them on the registry). Ties are
 /// broken by name, so the order is stable.
-fn publish_order(metadata_json: &str) -> Result<Vec<String>, String> {
+pub(crate) fn publish_order(metadata_json: &str) -> Result<Vec<String>, String> {
     let metadata: serde_json::Value = serde_json::from_str(metadata_json)
         .map_err(|e| format!("cargo metadata is not JSON: {e}"))?;
     let packages = metadata["packages"]
