@@ -133,12 +133,18 @@ pub(crate) fn human_rate(per_s: f64) -> String {
     }
 }
 
-/// Bytes for people, in MiB with one decimal (`-` when not measured).
+/// Bytes for people: KiB below 1 MiB, else MiB with one decimal (`-` when not measured).
 pub(crate) fn human_bytes(bytes: Option<u64>) -> String {
     #[allow(clippy::cast_precision_loss, reason = "shown with one decimal")]
     bytes.map_or_else(
         || "-".to_owned(),
-        |b| format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
+        |b| {
+            if b < 1024 * 1024 {
+                format!("{} KiB", b / 1024)
+            } else {
+                format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0))
+            }
+        },
     )
 }
 
@@ -264,6 +270,7 @@ mod tests {
         assert_eq!(human_rate(7.891), "7.89");
         assert_eq!(human_rate(f64::INFINITY), "-");
         assert_eq!(human_bytes(Some(1024 * 1024 * 3 / 2)), "1.5 MiB");
+        assert_eq!(human_bytes(Some(8 * 1024)), "8 KiB");
         assert_eq!(human_bytes(None), "-");
     }
 
