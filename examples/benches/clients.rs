@@ -865,6 +865,13 @@ async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res
         .to_owned(),
         client_per_s: report::median(&client_rates).unwrap_or(f64::NAN),
         floor_per_s: report::median(&floor_rates).unwrap_or(f64::NAN),
+        paired_ratio: report::median(
+            &client_rates
+                .iter()
+                .zip(&floor_rates)
+                .filter_map(|(client, floor)| report::ratio(*client, *floor))
+                .collect::<Vec<_>>(),
+        ),
         peak_bytes: peak,
         target: op.target().to_owned(),
         note,
@@ -907,6 +914,7 @@ async fn measure_aggregator(c: &Clients) -> Res<Row> {
         unit: "calls".to_owned(),
         client_per_s: 1.0 / total,
         floor_per_s: 1.0 / worst,
+        paired_ratio: None,
         peak_bytes: None,
         target: Op::Aggregator.target().to_owned(),
         note: format!(
@@ -1032,7 +1040,7 @@ fn main() -> Res<()> {
         print!("{}", report::format_table(&rows));
         println!("\n{MEMORY_NOTE}.");
         println!(
-            "Rates are medians of up to {ROUNDS} short rounds (3 for the 1M queue), client and floor alternating, against the same emulator; measured in {:.0} s.",
+            "Rates are medians of up to {ROUNDS} short rounds (3 for the 1M queue), client and floor alternating against the same emulator; ratio: the median of each client round over the floor round next to it; measured in {:.0} s.",
             started.elapsed().as_secs_f64()
         );
     }

@@ -102,6 +102,9 @@ pub(crate) struct Row {
     pub(crate) client_per_s: f64,
     /// The floor's rate (median of the rounds).
     pub(crate) floor_per_s: f64,
+    /// `client / floor`: the median of the ratios of adjacent client and floor rounds, which
+    /// shared the machine's noise; `None` to take it from the two medians.
+    pub(crate) paired_ratio: Option<f64>,
     /// Peak memory of one client call, in bytes, when measured.
     pub(crate) peak_bytes: Option<u64>,
     /// The target, as text, e.g. `>= 0.9x`.
@@ -111,9 +114,10 @@ pub(crate) struct Row {
 }
 
 impl Row {
-    /// `client / floor`.
+    /// `client / floor`: the paired ratio when there is one, else the ratio of the medians.
     pub(crate) fn ratio(&self) -> Option<f64> {
-        ratio(self.client_per_s, self.floor_per_s)
+        self.paired_ratio
+            .or_else(|| ratio(self.client_per_s, self.floor_per_s))
     }
 }
 
@@ -241,6 +245,7 @@ mod tests {
             unit: "calls".to_owned(),
             client_per_s: client,
             floor_per_s: floor,
+            paired_ratio: None,
             peak_bytes: Some(3 * 1024 * 1024),
             target: ">= 0.9x".to_owned(),
             note: String::new(),
@@ -260,6 +265,14 @@ mod tests {
         assert_eq!(ratio(50.0, 100.0), Some(0.5));
         assert_eq!(ratio(50.0, 0.0), None);
         assert_eq!(ratio(f64::NAN, 1.0), None);
+    }
+
+    #[test]
+    fn a_paired_ratio_wins_over_the_medians() {
+        let mut one = row("a", 9.0, 10.0);
+        assert_eq!(one.ratio(), Some(0.9));
+        one.paired_ratio = Some(0.95);
+        assert_eq!(one.ratio(), Some(0.95));
     }
 
     #[test]
