@@ -918,7 +918,7 @@ async fn measure_aggregator(c: &Clients) -> Res<Row> {
         peak_bytes: None,
         target: Op::Aggregator.target().to_owned(),
         note: format!(
-            "total {:.1} ms, slowest source alone {:.1} ms: +{:.1} ms",
+            "total {:.1} ms, slowest source alone {:.1} ms: {:+.1} ms",
             total * 1e3,
             worst * 1e3,
             (total - worst) * 1e3
