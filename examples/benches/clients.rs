@@ -25,7 +25,6 @@ use std::time::{Duration, Instant};
 
 use appoptics_client::{AppOpticsClient, Measurement};
 use coopr_client::{CooprClient, NodeUsageQuery};
-use futures_util::StreamExt as _;
 use metrics_emulators::appoptics::AppOpticsEmulator;
 use metrics_emulators::coopr::{CooprEmulator, NodeLifetime};
 use metrics_emulators::outline::OutlineEmulator;
@@ -445,7 +444,9 @@ enum Op {
     OutlineEnabled,
     OutlineServer,
     AppOpticsSubmit,
+    AppOpticsQueue10kSeq,
     AppOpticsQueue10k,
+    AppOpticsQueue1mSeq,
     AppOpticsQueue1m,
     UnleashRegister,
     UnleashSendMetrics,
@@ -456,13 +457,15 @@ enum Op {
     Aggregator,
 }
 
-const OPS: [Op; 14] = [
+const OPS: [Op; 16] = [
     Op::OutlineTransfer10,
     Op::OutlineTransfer100k,
     Op::OutlineEnabled,
     Op::OutlineServer,
     Op::AppOpticsSubmit,
+    Op::AppOpticsQueue10kSeq,
     Op::AppOpticsQueue10k,
+    Op::AppOpticsQueue1mSeq,
     Op::AppOpticsQueue1m,
     Op::UnleashRegister,
     Op::UnleashSendMetrics,
@@ -481,8 +484,10 @@ impl fmt::Display for Op {
             Op::OutlineEnabled => "outline metrics().enabled()",
             Op::OutlineServer => "outline server()",
             Op::AppOpticsSubmit => "appoptics submit, 1 measurement",
-            Op::AppOpticsQueue10k => "appoptics queue, 10 000 measurements",
-            Op::AppOpticsQueue1m => "appoptics queue, 1 000 000 measurements",
+            Op::AppOpticsQueue10kSeq => "appoptics queue, 10 000 meas., 1 in flight",
+            Op::AppOpticsQueue10k => "appoptics queue, 10 000 meas., 4 in flight",
+            Op::AppOpticsQueue1mSeq => "appoptics queue, 1 000 000 meas., 1 in flight",
+            Op::AppOpticsQueue1m => "appoptics queue, 1 000 000 meas., 4 in flight",
             Op::UnleashRegister => "unleash register()",
             Op::UnleashSendMetrics => "unleash send_metrics()",
             Op::CooprQueueMetrics => "coopr queue_metrics()",
@@ -507,8 +512,8 @@ impl Op {
     fn per_round(self) -> usize {
         match self {
             Op::OutlineTransfer100k => 4,
-            Op::AppOpticsQueue10k => 10_000,
-            Op::AppOpticsQueue1m => 1_000_000,
+            Op::AppOpticsQueue10k | Op::AppOpticsQueue10kSeq => 10_000,
+            Op::AppOpticsQueue1m | Op::AppOpticsQueue1mSeq => 1_000_000,
             Op::Aggregator => 5,
             Op::VumiQuery1000 => 100,
             _ => 300,
@@ -519,21 +524,34 @@ impl Op {
     /// noise of a shared machine.
     fn rounds(self) -> usize {
         match self {
-            Op::AppOpticsQueue1m => 3,
-            Op::AppOpticsQueue10k => 9,
+            Op::AppOpticsQueue1m | Op::AppOpticsQueue1mSeq => 3,
+            Op::AppOpticsQueue10k | Op::AppOpticsQueue10kSeq => 9,
             Op::Aggregator => 5,
             _ => ROUNDS,
         }
     }
 
     fn is_queue(self) -> bool {
-        matches!(self, Op::AppOpticsQueue10k | Op::AppOpticsQueue1m)
+        self.max_in_flight().is_some()
+    }
+
+    /// The queue's `max_in_flight`: 1 (sequential sends, the ">= 1x" target) or the
+    /// default bounded parallelism (the "higher" target).
+    fn max_in_flight(self) -> Option<usize> {
+        match self {
+            Op::AppOpticsQueue10kSeq | Op::AppOpticsQueue1mSeq => Some(1),
+            Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => {
+                Some(appoptics_client::queue::DEFAULT_MAX_IN_FLIGHT)
+            }
+            _ => None,
+        }
     }
 
     fn target(self) -> &'static str {
         match self {
             Op::OutlineTransfer100k => ">= 0.5x, mem <= 3x body",
-            Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => ">= 1x",
+            Op::AppOpticsQueue10kSeq | Op::AppOpticsQueue1mSeq => ">= 1x",
+            Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => "> 1x",
             Op::Aggregator => "<= slowest + 5 ms",
             _ => ">= 0.9x",
         }
@@ -553,11 +571,19 @@ fn queue_value(i: usize) -> f64 {
     v
 }
 
-/// Fills a queue with `n` measurements (each validated as it is added) and submits it;
-/// returns the seconds spent adding and submitting.
-async fn fill_and_submit(client: &AppOpticsClient, n: usize) -> Res<(f64, f64)> {
+/// Fills a queue with `n` measurements (each validated as it is added) and submits it,
+/// at most `max_in_flight` chunks at a time; returns the seconds spent adding and submitting.
+async fn fill_and_submit(
+    client: &AppOpticsClient,
+    n: usize,
+    max_in_flight: usize,
+) -> Res<(f64, f64)> {
     let started = Instant::now();
-    let queue = client.queue().with_tag("host", "web-1").build()?;
+    let queue = client
+        .queue()
+        .with_tag("host", "web-1")
+        .with_max_in_flight(max_in_flight)
+        .build()?;
     for i in 0..n {
         queue.add("checkout.latency", queue_value(i)).await?;
     }
@@ -584,15 +610,20 @@ async fn prepare(op: Op, c: &Clients, t: &Targets) -> Res<Prepared> {
             };
             (url.to_owned(), vec![outline_floor(url, path)])
         }
-        Op::AppOpticsSubmit | Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => {
+        Op::AppOpticsSubmit
+        | Op::AppOpticsQueue10kSeq
+        | Op::AppOpticsQueue10k
+        | Op::AppOpticsQueue1mSeq
+        | Op::AppOpticsQueue1m => {
             let url = t.get("appoptics_url");
             let n = op.per_round();
+            let in_flight = op.max_in_flight().unwrap_or(1);
             let requests = capture(url, appoptics_client, |client| {
                 Box::pin(async move {
                     if op == Op::AppOpticsSubmit {
                         let _ = client.submit(single_measurement()).await;
                     } else {
-                        let _ = fill_and_submit(client, n).await;
+                        let _ = fill_and_submit(client, n, in_flight).await;
                     }
                 })
             })
@@ -695,8 +726,12 @@ async fn client_call(op: Op, c: &Clients) -> Res<()> {
             std::hint::black_box(c.outline_small.server().await?);
         }
         Op::AppOpticsSubmit => c.appoptics.submit(single_measurement()).await?,
-        Op::AppOpticsQueue10k | Op::AppOpticsQueue1m => {
-            let phases = fill_and_submit(&c.appoptics, op.per_round()).await?;
+        Op::AppOpticsQueue10kSeq
+        | Op::AppOpticsQueue10k
+        | Op::AppOpticsQueue1mSeq
+        | Op::AppOpticsQueue1m => {
+            let in_flight = op.max_in_flight().unwrap_or(1);
+            let phases = fill_and_submit(&c.appoptics, op.per_round(), in_flight).await?;
             c.queue_phases
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -725,17 +760,9 @@ async fn client_call(op: Op, c: &Clients) -> Res<()> {
     Ok(())
 }
 
-/// One floor call (for the queues: every chunk, `max_in_flight` (4) at a time).
-async fn floor_call(op: Op, c: &Clients, p: &Prepared) -> Res<()> {
-    if op.is_queue() {
-        let mut posts = futures_util::stream::iter(&p.requests)
-            .map(|request| replay(&c.floor, &p.origin, request))
-            .buffer_unordered(appoptics_client::queue::DEFAULT_MAX_IN_FLIGHT);
-        while let Some(result) = posts.next().await {
-            result?;
-        }
-        return Ok(());
-    }
+/// One floor call (for the queues: every pre-serialized chunk, one post at a time on a
+/// keep-alive connection, whatever the client's `max_in_flight`).
+async fn floor_call(_op: Op, c: &Clients, p: &Prepared) -> Res<()> {
     for request in &p.requests {
         std::hint::black_box(replay(&c.floor, &p.origin, request).await?);
     }
@@ -846,10 +873,9 @@ async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res
         #[allow(clippy::cast_precision_loss, reason = "a rate")]
         let floor_secs = op.per_round() as f64 / report::median(&floor_rates).unwrap_or(f64::NAN);
         note = format!(
-            "{} chunks of <= {}, {} in flight; client: add {:.0} ms + submit {:.0} ms, floor {:.0} ms",
+            "{} chunks of <= {}, floor 1 at a time; client: add {:.0} ms + submit {:.0} ms, floor {:.0} ms",
             prepared.requests.len(),
             appoptics_client::queue::DEFAULT_CHUNK_SIZE,
-            appoptics_client::queue::DEFAULT_MAX_IN_FLIGHT,
             report::median(&adding).unwrap_or(f64::NAN) * 1e3,
             report::median(&submitting).unwrap_or(f64::NAN) * 1e3,
             floor_secs * 1e3,
