@@ -386,6 +386,11 @@ impl AppOpticsClient {
         self.prepare(measurement, &inherited)
     }
 
+    /// Whether a sanitizer rewrites metric names.
+    pub(crate) fn sanitizes(&self) -> bool {
+        !matches!(self.inner.sanitizer, crate::Sanitizer::NoOp)
+    }
+
     /// Sanitizes the name, resolves the tags against `inherited` and validates the result.
     pub(crate) fn prepare(
         &self,
@@ -415,6 +420,18 @@ impl AppOpticsClient {
         };
         let request = Request::post("measurements")
             .with_json(BACKEND, &body)?
+            .without_retries();
+        self.write(request).await
+    }
+
+    /// Posts a measurements body that is already serialized (the queue's chunks), as one
+    /// request, without retries (see [`post_measurements`](Self::post_measurements)).
+    pub(crate) async fn post_measurements_body(&self, body: Vec<u8>) -> Result<()> {
+        let request = Request::post("measurements")
+            .with_body(
+                body,
+                metrics_core::reqwest::header::HeaderValue::from_static("application/json"),
+            )
             .without_retries();
         self.write(request).await
     }

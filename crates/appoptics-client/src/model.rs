@@ -612,6 +612,19 @@ impl Measurement {
         }
     }
 
+    /// A value with its name and tags already resolved and checked (the queue's `add`).
+    pub(crate) fn resolved(name: Arc<str>, value: f64, tags: Arc<Tags>) -> Self {
+        Self {
+            name,
+            value: StoredValue::Value(value),
+            time: None,
+            period: None,
+            tags: Some(tags),
+            inherit_tags: false,
+            properties: None,
+        }
+    }
+
     /// Sets the measurement's own tags (replacing any set before).
     pub fn with_tags(mut self, tags: Tags) -> Self {
         self.tags = Some(Arc::new(tags));
@@ -2068,6 +2081,77 @@ pub struct AlertsStatus {
 // ---------------------------------------------------------------------------------------------
 // Helpers shared with the queue.
 
+/// Writes the queue's request bodies, `{"measurements":[…]}`, straight into a pre-sized
+/// buffer. A queue's measurements share their name and tags (`Arc`s), so the JSON of the
+/// last name and tag set seen is kept and copied instead of being serialized again.
+#[derive(Default)]
+pub(crate) struct ChunkWriter {
+    name: Option<(Arc<str>, Vec<u8>)>,
+    tags: Option<(Arc<Tags>, Vec<u8>)>,
+    /// The size of the last body, to size the next one's buffer.
+    last_len: usize,
+}
+
+impl ChunkWriter {
+    /// The body of one request with `measurements` (as `MeasurementsBody` without top-level
+    /// tags or time).
+    pub(crate) fn body(&mut self, measurements: &[Measurement]) -> serde_json::Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(self.last_len.max(64) + 64);
+        out.extend_from_slice(b"{\"measurements\":[");
+        for (i, m) in measurements.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            self.measurement(&mut out, m)?;
+        }
+        out.extend_from_slice(b"]}");
+        self.last_len = out.len();
+        Ok(out)
+    }
+
+    fn measurement(&mut self, out: &mut Vec<u8>, m: &Measurement) -> serde_json::Result<()> {
+        let StoredValue::Value(value) = m.value else {
+            // Summaries are rare in a queue: serde writes them.
+            return serde_json::to_writer(&mut *out, m);
+        };
+        if m.properties.is_some() {
+            return serde_json::to_writer(&mut *out, m);
+        }
+        out.extend_from_slice(b"{\"name\":");
+        match &self.name {
+            Some((name, json)) if Arc::ptr_eq(name, &m.name) => out.extend_from_slice(json),
+            _ => {
+                let json = serde_json::to_vec(&*m.name)?;
+                out.extend_from_slice(&json);
+                self.name = Some((Arc::clone(&m.name), json));
+            }
+        }
+        out.extend_from_slice(b",\"value\":");
+        serde_json::to_writer(&mut *out, &value)?;
+        if let Some(time) = m.time {
+            out.extend_from_slice(b",\"time\":");
+            serde_json::to_writer(&mut *out, &time)?;
+        }
+        if let Some(period) = m.period {
+            out.extend_from_slice(b",\"period\":");
+            serde_json::to_writer(&mut *out, &period)?;
+        }
+        if let Some(tags) = &m.tags {
+            out.extend_from_slice(b",\"tags\":");
+            match &self.tags {
+                Some((cached, json)) if Arc::ptr_eq(cached, tags) => out.extend_from_slice(json),
+                _ => {
+                    let json = serde_json::to_vec(&**tags)?;
+                    out.extend_from_slice(&json);
+                    self.tags = Some((Arc::clone(tags), json));
+                }
+            }
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
 /// Splits `items` into chunks of at most `size`, keeping the order.
 pub(crate) fn into_chunks<T>(items: VecDeque<T>, size: usize) -> Vec<Vec<T>> {
     let size = size.max(1);
@@ -2095,6 +2179,38 @@ mod tests {
         assert!(std::mem::size_of::<Measurement>() <= 96);
         let m = Measurement::summary("x", Summary::new(2, 3.0));
         assert_eq!(m.value(), MeasurementValue::Summary(Summary::new(2, 3.0)));
+    }
+
+    #[test]
+    fn the_chunk_writer_writes_what_serde_writes() {
+        let shared = Arc::new(tags([("host", "a\"b"), ("zone", "eu")]));
+        let mut plain = Measurement::new("m\u{e9}.x", 1.5);
+        plain.tags = Some(Arc::clone(&shared));
+        let mut second = plain.clone();
+        second.time = Some(1_700_000_000);
+        second.period = Some(60);
+        let mut summary = Measurement::summary("s", Summary::new(2, 3.0));
+        summary.tags = Some(Arc::clone(&shared));
+        let described = plain.clone().with_description("d");
+        let chunk = [
+            plain,
+            second,
+            summary,
+            described,
+            Measurement::new("n", -0.0),
+        ];
+        let expected = serde_json::to_value(MeasurementsBody {
+            measurements: chunk.iter(),
+            tags: None,
+            time: None,
+        })
+        .unwrap();
+        let mut writer = ChunkWriter::default();
+        for _ in 0..2 {
+            let body = writer.body(&chunk).unwrap();
+            let written: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(written, expected);
+        }
     }
 
     #[test]

@@ -52,16 +52,19 @@
 
 use std::collections::VecDeque;
 use std::fmt;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
 use metrics_core::{Error, Result};
 
 use crate::BACKEND;
 use crate::aggregator::MeasurementAggregator;
 use crate::client::AppOpticsClient;
-use crate::model::{Measurement, Tags, into_chunks};
+use crate::model::{ChunkWriter, Measurement, Tags, into_chunks};
 use crate::validate::MAX_MEASUREMENTS_PER_REQUEST;
 
 /// The chunk size unless set: 300 measurements per request, as the Python library.
@@ -164,6 +167,7 @@ impl QueueBuilder {
             .map_err(|e| Error::config(BACKEND, format!("queue tags: {e}")))?;
         let inherited = merged(self.client.tags(), &self.tags);
         Ok(MeasurementQueue {
+            inherited_valid: valid_inherited(&inherited),
             client: self.client,
             tags: self.tags,
             inherited,
@@ -173,6 +177,12 @@ impl QueueBuilder {
             pending: Mutex::new(VecDeque::new()),
         })
     }
+}
+
+/// Whether measurements that inherit `tags` need no tag check of their own: there are some,
+/// and together they are valid.
+fn valid_inherited(tags: &Tags) -> bool {
+    !tags.is_empty() && crate::validate::tags(tags).is_ok()
 }
 
 fn merged(connection: &Tags, queue: &Tags) -> Arc<Tags> {
@@ -200,6 +210,8 @@ pub struct MeasurementQueue {
     /// Connection tags with the queue's laid over them, shared by every measurement that
     /// inherits them (one map for a million queued measurements).
     inherited: Arc<Tags>,
+    /// `inherited` is checked once, here, and not for each measurement that shares it.
+    inherited_valid: bool,
     auto_submit_count: Option<usize>,
     chunk_size: usize,
     max_in_flight: usize,
@@ -232,6 +244,7 @@ impl MeasurementQueue {
     pub fn set_tags(&mut self, tags: Tags) -> Result<()> {
         crate::validate::tags(&tags)?;
         self.inherited = merged(self.client.tags(), &tags);
+        self.inherited_valid = valid_inherited(&self.inherited);
         self.tags = tags;
         Ok(())
     }
@@ -285,7 +298,34 @@ impl MeasurementQueue {
     /// anywhere; the measurement is not queued. When the add triggers an automatic submit,
     /// that submit's error ([`Error::Incomplete`]); the measurement is then queued.
     pub async fn add(&self, name: impl Into<String>, value: f64) -> Result<()> {
-        self.add_measurement(Measurement::new(name, value)).await
+        let name = name.into();
+        if !self.inherited_valid || self.client.sanitizes() {
+            return self.add_measurement(Measurement::new(name, value)).await;
+        }
+        // The usual case, without a sanitizer and with valid inherited tags: the tags were
+        // checked once when they were set, and a name that is the previous measurement's
+        // was checked when that one was added; both are shared, not copied.
+        crate::validate::value("value", value)?;
+        let queued = {
+            let mut pending = lock(&self.pending);
+            let name = match pending.back() {
+                Some(last) if *last.name == *name => Arc::clone(&last.name),
+                _ => {
+                    crate::validate::metric_name(&name)?;
+                    Arc::from(name)
+                }
+            };
+            pending.push_back(Measurement::resolved(
+                name,
+                value,
+                Arc::clone(&self.inherited),
+            ));
+            pending.len()
+        };
+        match self.auto_submit_count {
+            Some(count) if queued >= count => self.submit().await.map(|_| ()),
+            _ => Ok(()),
+        }
     }
 
     /// Queues a value with only its own tags (the library's `add_tagged` with tags).
@@ -367,54 +407,64 @@ impl MeasurementQueue {
             acked: vec![false; chunks.len()],
             chunks,
         };
-        let stop = AtomicBool::new(false);
-        let mut report = SubmitReport::default();
-        let mut first_error: Option<Error> = None;
-        let mut stopping_error: Option<Error> = None;
+        let mut outcomes = Outcomes::default();
         {
-            let chunks = &guard.chunks;
+            let Unacknowledged { chunks, acked, .. } = &mut guard;
+            let chunks: &[Vec<Measurement>] = chunks;
             let client = &self.client;
-            let stop = &stop;
-            let mut outcomes = futures_util::stream::iter(0..chunks.len())
-                .map(|index| async move {
-                    if stop.load(Ordering::Relaxed) {
-                        return (index, None);
+            let mut writer = ChunkWriter::default();
+            let mut next = 0;
+            // The next chunk's body, serialized while the chunks before it are in flight.
+            let mut ready: Option<(usize, Result<Vec<u8>>)> = None;
+            let mut in_flight = FuturesUnordered::new();
+            loop {
+                while in_flight.len() < self.max_in_flight && !outcomes.stop {
+                    if ready.is_none() && next < chunks.len() {
+                        ready = Some((next, body(&mut writer, &chunks[next])));
+                        next += 1;
                     }
-                    let result = client.post_measurements(&chunks[index]).await;
-                    if result.as_ref().is_err_and(stops_batch) {
-                        stop.store(true, Ordering::Relaxed);
+                    let Some((index, body)) = ready.take() else {
+                        break;
+                    };
+                    in_flight.push(async move {
+                        let result = match body {
+                            Ok(body) => client.post_measurements_body(body).await,
+                            Err(error) => Err(error),
+                        };
+                        (index, result)
+                    });
+                }
+                if in_flight.is_empty() {
+                    break;
+                }
+                if ready.is_none() && next < chunks.len() && !outcomes.stop {
+                    // Pipelining: get the requests in flight onto the wire (poll them, then
+                    // let the connection tasks run), and serialize the next chunk while
+                    // the server works on them.
+                    outcomes.record_ready(&mut in_flight, chunks, acked).await;
+                    YieldNow(false).await;
+                    outcomes.record_ready(&mut in_flight, chunks, acked).await;
+                    if !outcomes.stop {
+                        ready = Some((next, body(&mut writer, &chunks[next])));
+                        next += 1;
                     }
-                    (index, Some(result))
-                })
-                .buffer_unordered(self.max_in_flight);
-            while let Some((index, outcome)) = outcomes.next().await {
-                match outcome {
-                    None => {}
-                    Some(Ok(())) => {
-                        guard.acked[index] = true;
-                        report.requests += 1;
-                        report.measurements += chunks[index].len();
+                    if in_flight.len() < self.max_in_flight {
+                        continue;
                     }
-                    Some(Err(error)) => {
-                        report.requests += 1;
-                        tracing::warn!(
-                            backend = BACKEND,
-                            chunk = index,
-                            measurements = chunks[index].len(),
-                            error = %error,
-                            "a measurement chunk was not accepted; it stays queued"
-                        );
-                        if stops_batch(&error) {
-                            stopping_error.get_or_insert(error);
-                        } else {
-                            first_error.get_or_insert(error);
-                        }
-                    }
+                }
+                if let Some((index, result)) = in_flight.next().await {
+                    outcomes.record(index, result, chunks, acked);
                 }
             }
         }
         let unsent = guard.unacknowledged();
         drop(guard);
+        let Outcomes {
+            report,
+            first_error,
+            stopping_error,
+            ..
+        } = outcomes;
         match stopping_error.or(first_error) {
             None => Ok(report),
             Some(source) => Err(Error::Incomplete {
@@ -472,6 +522,99 @@ impl Drop for MeasurementQueue {
                 "a MeasurementQueue was dropped with unsent measurements; call submit() or use scope(), or drain() them to discard on purpose"
             );
         }
+    }
+}
+
+/// A chunk's body. Queued measurements were validated when they were added, so this fails
+/// only on a bug; the chunk then fails as a post would, and stays queued.
+fn body(writer: &mut ChunkWriter, chunk: &[Measurement]) -> Result<Vec<u8>> {
+    writer.body(chunk).map_err(|e| {
+        Error::invalid_input(
+            BACKEND,
+            format!("could not serialize the measurements: {e}"),
+        )
+    })
+}
+
+/// What the chunks of one submission came to.
+#[derive(Default)]
+struct Outcomes {
+    report: SubmitReport,
+    first_error: Option<Error>,
+    stopping_error: Option<Error>,
+    /// Set by an error that every other chunk would get too: no new chunk starts.
+    stop: bool,
+}
+
+impl Outcomes {
+    fn record(
+        &mut self,
+        index: usize,
+        result: Result<()>,
+        chunks: &[Vec<Measurement>],
+        acked: &mut [bool],
+    ) {
+        self.report.requests += 1;
+        match result {
+            Ok(()) => {
+                acked[index] = true;
+                self.report.measurements += chunks[index].len();
+            }
+            Err(error) => {
+                tracing::warn!(
+                    backend = BACKEND,
+                    chunk = index,
+                    measurements = chunks[index].len(),
+                    error = %error,
+                    "a measurement chunk was not accepted; it stays queued"
+                );
+                if stops_batch(&error) {
+                    self.stop = true;
+                    self.stopping_error.get_or_insert(error);
+                } else {
+                    self.first_error.get_or_insert(error);
+                }
+            }
+        }
+    }
+
+    /// Polls the chunks in flight once (which also sends the new ones on their way) and
+    /// records those that finished, without waiting for any.
+    async fn record_ready<F>(
+        &mut self,
+        in_flight: &mut FuturesUnordered<F>,
+        chunks: &[Vec<Measurement>],
+        acked: &mut [bool],
+    ) where
+        F: Future<Output = (usize, Result<()>)>,
+    {
+        let finished = std::future::poll_fn(|cx| {
+            let mut finished = Vec::new();
+            while let Poll::Ready(Some(outcome)) = in_flight.poll_next_unpin(cx) {
+                finished.push(outcome);
+            }
+            Poll::Ready(finished)
+        })
+        .await;
+        for (index, result) in finished {
+            self.record(index, result, chunks, acked);
+        }
+    }
+}
+
+/// Gives the executor one turn (the HTTP connection tasks write the requests just started).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
     }
 }
 
