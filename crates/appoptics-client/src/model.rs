@@ -5,7 +5,7 @@
 //! matters (charts and streams are read, changed and written back whole, so nothing the
 //! server sent is lost on a save). Write types omit unset fields instead of sending `null`.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
@@ -2150,23 +2150,6 @@ impl ChunkWriter {
         out.push(b'}');
         Ok(())
     }
-}
-
-/// Splits `items` into chunks of at most `size`, keeping the order.
-pub(crate) fn into_chunks<T>(items: VecDeque<T>, size: usize) -> Vec<Vec<T>> {
-    let size = size.max(1);
-    let mut chunks = Vec::with_capacity(items.len().div_ceil(size));
-    let mut current = Vec::with_capacity(size.min(items.len()));
-    for item in items {
-        if current.len() == size {
-            chunks.push(std::mem::replace(&mut current, Vec::with_capacity(size)));
-        }
-        current.push(item);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
 }
 
 #[cfg(test)]

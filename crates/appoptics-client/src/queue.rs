@@ -64,7 +64,7 @@ use metrics_core::{Error, Result};
 use crate::BACKEND;
 use crate::aggregator::MeasurementAggregator;
 use crate::client::AppOpticsClient;
-use crate::model::{ChunkWriter, Measurement, Tags, into_chunks};
+use crate::model::{ChunkWriter, Measurement, Tags};
 use crate::validate::MAX_MEASUREMENTS_PER_REQUEST;
 
 /// The chunk size unless set: 300 measurements per request, as the Python library.
@@ -401,16 +401,19 @@ impl MeasurementQueue {
         if batch.is_empty() {
             return Ok(SubmitReport::default());
         }
-        let chunks = into_chunks(batch, self.chunk_size);
+        // Chunks are slices of the batch, not copies of it.
+        let batch = Vec::from(batch);
         let mut guard = Unacknowledged {
             pending: &self.pending,
-            acked: vec![false; chunks.len()],
-            chunks,
+            acked: vec![false; batch.len().div_ceil(self.chunk_size)],
+            chunk_size: self.chunk_size,
+            batch,
         };
         let mut outcomes = Outcomes::default();
         {
-            let Unacknowledged { chunks, acked, .. } = &mut guard;
-            let chunks: &[Vec<Measurement>] = chunks;
+            let Unacknowledged { batch, acked, .. } = &mut guard;
+            let chunks: Vec<&[Measurement]> = batch.chunks(self.chunk_size).collect();
+            let chunks = &chunks[..];
             let client = &self.client;
             let mut writer = ChunkWriter::default();
             let mut next = 0;
@@ -420,7 +423,7 @@ impl MeasurementQueue {
             loop {
                 while in_flight.len() < self.max_in_flight && !outcomes.stop {
                     if ready.is_none() && next < chunks.len() {
-                        ready = Some((next, body(&mut writer, &chunks[next])));
+                        ready = Some((next, body(&mut writer, chunks[next])));
                         next += 1;
                     }
                     let Some((index, body)) = ready.take() else {
@@ -445,7 +448,7 @@ impl MeasurementQueue {
                     YieldNow(false).await;
                     outcomes.record_ready(&mut in_flight, chunks, acked).await;
                     if !outcomes.stop {
-                        ready = Some((next, body(&mut writer, &chunks[next])));
+                        ready = Some((next, body(&mut writer, chunks[next])));
                         next += 1;
                     }
                     if in_flight.len() < self.max_in_flight {
@@ -551,7 +554,7 @@ impl Outcomes {
         &mut self,
         index: usize,
         result: Result<()>,
-        chunks: &[Vec<Measurement>],
+        chunks: &[&[Measurement]],
         acked: &mut [bool],
     ) {
         self.report.requests += 1;
@@ -583,7 +586,7 @@ impl Outcomes {
     async fn record_ready<F>(
         &mut self,
         in_flight: &mut FuturesUnordered<F>,
-        chunks: &[Vec<Measurement>],
+        chunks: &[&[Measurement]],
         acked: &mut [bool],
     ) where
         F: Future<Output = (usize, Result<()>)>,
@@ -635,14 +638,17 @@ fn stops_batch(error: &Error) -> bool {
 /// cancelled — goes back to the front of the queue in its original order.
 struct Unacknowledged<'q> {
     pending: &'q Mutex<VecDeque<Measurement>>,
-    chunks: Vec<Vec<Measurement>>,
+    /// The submission, in order; chunk `i` is `batch[i * chunk_size..]`, at most
+    /// `chunk_size` long.
+    batch: Vec<Measurement>,
+    chunk_size: usize,
     acked: Vec<bool>,
 }
 
 impl Unacknowledged<'_> {
     fn unacknowledged(&self) -> usize {
-        self.chunks
-            .iter()
+        self.batch
+            .chunks(self.chunk_size)
             .zip(&self.acked)
             .filter(|(_, acked)| !**acked)
             .map(|(chunk, _)| chunk.len())
@@ -653,8 +659,12 @@ impl Unacknowledged<'_> {
 impl Drop for Unacknowledged<'_> {
     fn drop(&mut self) {
         let mut restore = Vec::new();
-        for (chunk, acked) in self.chunks.drain(..).zip(self.acked.iter()) {
-            if !acked {
+        let mut measurements = std::mem::take(&mut self.batch).into_iter();
+        for acked in &self.acked {
+            let chunk = measurements.by_ref().take(self.chunk_size);
+            if *acked {
+                chunk.for_each(drop);
+            } else {
                 restore.extend(chunk);
             }
         }
