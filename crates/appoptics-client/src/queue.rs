@@ -297,8 +297,8 @@ impl MeasurementQueue {
     /// [`Error::InvalidInput`] for an invalid name or value or when no tags are set
     /// anywhere; the measurement is not queued. When the add triggers an automatic submit,
     /// that submit's error ([`Error::Incomplete`]); the measurement is then queued.
-    pub async fn add(&self, name: impl Into<String>, value: f64) -> Result<()> {
-        let name = name.into();
+    pub async fn add(&self, name: impl AsRef<str>, value: f64) -> Result<()> {
+        let name = name.as_ref();
         if !self.inherited_valid || self.client.sanitizes() {
             return self.add_measurement(Measurement::new(name, value)).await;
         }
@@ -311,7 +311,7 @@ impl MeasurementQueue {
             let name = match pending.back() {
                 Some(last) if *last.name == *name => Arc::clone(&last.name),
                 _ => {
-                    crate::validate::metric_name(&name)?;
+                    crate::validate::metric_name(name)?;
                     Arc::from(name)
                 }
             };
