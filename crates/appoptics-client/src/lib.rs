@@ -54,7 +54,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Errors are [`metrics_core::Error`]; [`errors`] documents how AppOptics' error bodies and
+//! Errors are [`metrics_core::Error`]; [`error`] documents how AppOptics' error bodies and
 //! rate-limit headers map onto it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
