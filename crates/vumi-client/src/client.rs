@@ -10,7 +10,7 @@ use metrics_core::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
 
 use crate::BACKEND;
-use crate::model::{FiredMetric, MetricName, MetricsData, MetricsQuery, WireMetrics};
+use crate::model::{FiredMetric, MetricName, MetricsData, MetricsQuery};
 
 /// The server's default `max_response_size`: the most data points one query may ask for.
 pub const DEFAULT_MAX_POINTS: u64 = 10_000;
@@ -115,8 +115,8 @@ impl VumiClient {
             .fold(Request::get(METRICS_PATH), |request, (name, value)| {
                 request.with_query(name, value)
             });
-        let wire: WireMetrics = self.inner.http.send_json(self.with_owner(request)).await?;
-        Ok(MetricsData::from_wire(wire, &query.metrics()))
+        let response = self.inner.http.send(self.with_owner(request)).await?;
+        MetricsData::from_json(response.body(), &query.metrics())
     }
 
     /// `POST <prefix>/metrics/`: fires one value per metric. The confirmations come back in
