@@ -369,3 +369,47 @@ async fn a_million_measurements_go_through() {
     assert_eq!(emulator.point_count(), 1_000_000);
     assert!(queue.is_empty());
 }
+
+#[tokio::test]
+async fn one_in_flight_keeps_the_failed_chunk_and_stops_at_a_rate_limit() {
+    // With one chunk in flight the next chunk's body is written while the current one is
+    // on its way; a failure still keeps exactly its own chunk, in order.
+    let (emulator, client) = setup().await;
+    let queue = client.queue().with_max_in_flight(1).build().unwrap();
+    fill(&queue, "sequential", 3_000).await;
+    emulator.faults().inject_on(
+        "/v1/measurements",
+        Fault::Status {
+            status: 503,
+            retry_after: None,
+            body: r#"{"errors":{"system":["maintenance"]}}"#.into(),
+        },
+        5,
+        1,
+    );
+    let err = queue.submit().await.unwrap_err();
+    let Error::Incomplete { unsent, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(*unsent, 300);
+    assert_eq!(queued_values(&queue), (1_500..1_800).collect::<Vec<_>>());
+    assert_eq!(emulator.point_count(), 2_700);
+    let report = queue.submit().await.unwrap();
+    assert_eq!((report.requests, report.measurements), (1, 300));
+    assert_eq!(emulator.point_count(), 3_000);
+
+    // A rate limit after three chunks: nothing after it is started.
+    let (emulator, client) = setup().await;
+    emulator.set_rate_limit(3, Duration::from_secs(60));
+    let queue = client.queue().with_max_in_flight(1).build().unwrap();
+    fill(&queue, "limited", 3_000).await;
+    let err = queue.submit().await.unwrap_err();
+    let Error::Incomplete { unsent, source, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert!(matches!(**source, Error::RateLimited { .. }), "{source:?}");
+    assert_eq!(emulator.point_count(), 900);
+    assert_eq!(emulator.requests().count(), 4);
+    assert_eq!(*unsent, 2_100);
+    assert_eq!(queued_values(&queue), (900..3_000).collect::<Vec<_>>());
+}
