@@ -866,6 +866,12 @@ impl Scanner<'_> {
 
     /// `{"x": …, "y": …}`, the fields in either order, after whitespace.
     fn point(&mut self) -> Option<DataPoint> {
+        self.skip_ws();
+        let start = self.at;
+        if let Some(point) = self.point_as_servers_write_it() {
+            return Some(point);
+        }
+        self.at = start;
         self.expect(b'{')?;
         let mut time = None;
         let mut value = None;
@@ -896,7 +902,36 @@ impl Scanner<'_> {
         })
     }
 
+    /// `{"x": 1, "y": 2.0}` (Python's `json.dumps`) or `{"x":1,"y":2.0}` (`serde_json`): the
+    /// punctuation matched at once. `None` for any other layout, which [`Scanner::point`]
+    /// then reads from the start.
+    #[inline]
+    fn point_as_servers_write_it(&mut self) -> Option<DataPoint> {
+        // Constant patterns, each compared in a load or two.
+        if !self.body[self.at..].starts_with(b"{\"x\":") {
+            return None;
+        }
+        let spaced = self.body.get(self.at + 5) == Some(&b' ');
+        self.at += 5 + usize::from(spaced);
+        let time = self.timestamp()?;
+        let rest = &self.body[self.at..];
+        self.at += if spaced && rest.starts_with(b", \"y\": ") {
+            7
+        } else if !spaced && rest.starts_with(b",\"y\":") {
+            5
+        } else {
+            return None;
+        };
+        let value = self.value()?;
+        if self.body.get(self.at) != Some(&b'}') {
+            return None;
+        }
+        self.at += 1;
+        Some(DataPoint { time, value })
+    }
+
     /// A non-negative integer of milliseconds, as `chrono::serde::ts_milliseconds` reads it.
+    #[inline(always)]
     fn timestamp(&mut self) -> Option<DateTime<Utc>> {
         let start = self.at;
         let mut millis: u64 = 0;
@@ -945,6 +980,7 @@ impl Scanner<'_> {
     }
 
     /// `null` or a number.
+    #[inline(always)]
     fn value(&mut self) -> Option<Option<f64>> {
         if self.body[self.at..].starts_with(b"null") {
             self.at += 4;
@@ -954,6 +990,7 @@ impl Scanner<'_> {
     }
 
     /// A JSON number, as `serde_json` reads it into a `f64`.
+    #[inline]
     fn number(&mut self) -> Option<f64> {
         let body = self.body;
         let start = self.at;
@@ -1128,6 +1165,8 @@ mod tests {
             // Empty series, several series, any JSON whitespace.
             r#"{"a.sum": [], "b.avg":[ ],"c.max":[{"x":1,"y":1}]}"#,
             "{\r\n\t\"a.sum\" :\n[ {\t\"x\" : 1795048800000 ,\r\"y\" : 0.25 } ,{\"x\":1795049100123,\"y\":null}\n]\n}",
+            // Layouts between the two: the general path after the literal one gave up.
+            r#"{"a.sum":[{"x": 1,"y":2.5},{"x":2, "y": null},{"x": 3, "y": 4 },{"x":4,"y":5 }]}"#,
             // The fields in the other order.
             r#"{"a.sum":[{"y":2.5,"x":1795048800000}]}"#,
             // Escaped and non-ASCII names.
