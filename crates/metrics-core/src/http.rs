@@ -180,6 +180,7 @@ pub struct Request {
     idempotent: bool,
     retry: bool,
     timeout: Option<Duration>,
+    from_origin: bool,
 }
 
 impl Request {
@@ -199,6 +200,7 @@ impl Request {
             idempotent,
             retry: true,
             timeout: None,
+            from_origin: false,
         }
     }
 
@@ -288,6 +290,15 @@ impl Request {
     #[must_use]
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
+        self
+    }
+
+    /// Resolves the path against the base URL's origin (`scheme://host:port/`) instead of the
+    /// base URL itself, for the few routes that live outside the API's path prefix (a health
+    /// check at the server root).
+    #[must_use]
+    pub fn from_origin(mut self) -> Self {
+        self.from_origin = true;
         self
     }
 
@@ -438,6 +449,8 @@ pub struct HttpClient {
 struct Inner {
     backend: &'static str,
     base_url: Secret<String>,
+    /// `scheme://host:port`, for [`Request::from_origin`].
+    origin: String,
     redacted_base_url: String,
     client: reqwest::Client,
     auth_headers: Vec<(HeaderName, HeaderValue)>,
@@ -582,7 +595,11 @@ impl HttpClient {
     }
 
     fn url_for(&self, request: &Request) -> Result<Url> {
-        let base = self.inner.base_url.expose();
+        let base = if request.from_origin {
+            &self.inner.origin
+        } else {
+            self.inner.base_url.expose()
+        };
         let path = request.path.trim_start_matches('/');
         let joined = if path.is_empty() {
             base.clone()
@@ -865,6 +882,7 @@ impl HttpClientBuilder {
             inner: Arc::new(Inner {
                 backend,
                 base_url: Secret::new(base),
+                origin,
                 redacted_base_url,
                 client,
                 auth_headers,
@@ -1067,5 +1085,7 @@ mod tests {
         );
         let trailing = http.url_for(&Request::get("metrics/")).unwrap();
         assert_eq!(trailing.as_str(), "http://localhost:55054/v2/metrics/");
+        let health = http.url_for(&Request::get("status").from_origin()).unwrap();
+        assert_eq!(health.as_str(), "http://localhost:55054/status");
     }
 }

@@ -58,8 +58,6 @@ pub struct VumiClient {
 
 struct Inner {
     http: HttpClient,
-    /// `/health/` relative to the base URL: it is never under the path prefix.
-    health_path: String,
     owner: Option<HeaderValue>,
     max_points: Option<u64>,
     metrics: Vec<MetricName>,
@@ -210,7 +208,7 @@ impl VumiClient {
         let response = self
             .inner
             .http
-            .send(Request::get(self.inner.health_path.clone()))
+            .send(Request::get("health/").from_origin())
             .await?;
         let text = response.text();
         if text.trim() == "OK" {
@@ -592,20 +590,9 @@ impl VumiClientBuilder {
             .with_retry(self.retry)
             .with_error_body_parser(error_body)
             .build()?;
-        // The base URL was validated by the HTTP client above; `..` segments climb out of
-        // the path prefix when the URL is resolved.
-        let depth = metrics_core::reqwest::Url::parse(trimmed)
-            .ok()
-            .and_then(|url| {
-                url.path_segments()
-                    .map(|s| s.filter(|p| !p.is_empty()).count())
-            })
-            .unwrap_or(0);
-        let health_path = format!("{}health/", "../".repeat(depth));
         Ok(VumiClient {
             inner: Arc::new(Inner {
                 http,
-                health_path,
                 owner,
                 max_points: self.max_points,
                 metrics,
