@@ -303,6 +303,51 @@ impl Request {
         self
     }
 
+    /// Appends the query parameters of a `Serialize` struct: its fields in order, `None`
+    /// fields left out, sequences as repeated names.
+    ///
+    /// ```
+    /// use metrics_core::http::Request;
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Page<'a> { offset: u64, length: u32, name: Option<&'a str> }
+    ///
+    /// let request = Request::get("metrics")
+    ///     .with_query_params("appoptics", &Page { offset: 100, length: 50, name: None })
+    ///     .unwrap();
+    /// assert_eq!(request.query(), [("offset".to_owned(), "100".to_owned()), ("length".to_owned(), "50".to_owned())]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `params` is not a flat struct or map of scalars.
+    pub fn with_query_params<T: Serialize + ?Sized>(
+        mut self,
+        backend: &'static str,
+        params: &T,
+    ) -> Result<Self> {
+        let encoded = serde_urlencoded::to_string(params).map_err(|e| {
+            Error::invalid_input(
+                backend,
+                format!("could not encode the query parameters: {e}"),
+            )
+        })?;
+        // Back to pairs, so that every parameter is encoded once, the same way, in `url_for`.
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&encoded).map_err(|e| {
+            Error::invalid_input(
+                backend,
+                format!("could not encode the query parameters: {e}"),
+            )
+        })?;
+        self.query.extend(pairs);
+        Ok(self)
+    }
+
+    /// The query parameters, in order.
+    pub fn query(&self) -> &[(String, String)] {
+        &self.query
+    }
+
     /// Adds a header.
     #[must_use]
     pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {

@@ -15,6 +15,7 @@
 
 mod aggregate;
 mod disposition;
+mod env;
 mod error;
 pub mod http;
 pub mod model;
@@ -27,6 +28,7 @@ mod source;
 
 pub use aggregate::{Aggregator, Collection, SourceFailure};
 pub use disposition::{Disposition, PayloadFate, Processing, Retry};
+pub use env::Env;
 pub use error::{BoxError, Error, Result, SharedError};
 pub use http::Auth;
 pub use model::{Point, Series, SeriesKind, Unit};
