@@ -26,7 +26,8 @@
 //!   sample stays, under a name no other family has; a warning names the renamed families.
 //! - **Duplicate series.** Within a family, the first series with a given (sanitized) label
 //!   set is written and later ones are left out, with a warning. Give series from different
-//!   sources a label that tells them apart.
+//!   sources a label that tells them apart (the [`Aggregator`](crate::Aggregator) does for
+//!   named sources).
 //! - **Points.** Each point is a sample with its timestamp: OpenMetrics in seconds with
 //!   millisecond precision (`-1.500` is 1.5 s before the epoch), Prometheus in
 //!   milliseconds. Finer times are truncated to the millisecond at or before them. Samples of
@@ -50,14 +51,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use serde::Serialize;
-
 use crate::aggregate::Collection;
 use crate::model::{Series, SeriesKind, Unit, escape_label_value_into, is_valid_name, sanitized};
 
-/// An aligned table: one row per series with its labels, newest value in human units
-/// (`1.9 MiB`, `2m 03s`), point count and time; then one `FAILED` line per source that did
-/// not answer.
+/// An aligned table: one row per series with its labels (a named source's series carry its
+/// source label), newest value in human units (`1.9 MiB`, `2m 03s`), point count and time;
+/// then one `ok` line per source that answered and one `FAILED` line, with the endpoint when
+/// known, per source that did not.
 ///
 /// ```
 /// use metrics_core::{Collection, Series, SeriesKind, Unit, render};
@@ -130,7 +130,14 @@ pub fn table(collection: &Collection) -> String {
         }
     }
     for failure in &collection.failures {
-        let _ = writeln!(out, "FAILED  {}: {}", failure.source, failure.error);
+        let _ = match &failure.endpoint {
+            Some(endpoint) => writeln!(
+                out,
+                "FAILED  {} ({endpoint}): {}",
+                failure.source, failure.error
+            ),
+            None => writeln!(out, "FAILED  {}: {}", failure.source, failure.error),
+        };
     }
     out
 }
@@ -225,60 +232,18 @@ fn number(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-#[derive(Serialize)]
-struct JsonCollection<'a> {
-    series: &'a [Series],
-    sources: Vec<JsonSource<'a>>,
-    failures: Vec<JsonFailure<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonSource<'a> {
-    source: &'a str,
-    series: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct JsonFailure<'a> {
-    source: &'a str,
-    backend: &'static str,
-    status: Option<u16>,
-    retryable: bool,
-    error: String,
-}
-
-/// The collection as one JSON document: `{"series": […], "sources": […], "failures": […]}`.
-/// Times are RFC 3339.
+/// The collection as one JSON document: `{"series": […], "sources": […], "failures": […]}`,
+/// the [`Serialize`](serde::Serialize) form of [`Collection`]. Times are RFC 3339; a named
+/// source's series carry its source label like any other label; each failure has its
+/// source, backend, endpoint and error (backend, kind, status, retryable, message).
 ///
 /// ```
 /// let json = metrics_core::render::json(&metrics_core::Collection::default());
 /// assert_eq!(json, r#"{"series":[],"sources":[],"failures":[]}"#);
 /// ```
 pub fn json(collection: &Collection) -> String {
-    let document = JsonCollection {
-        series: &collection.series,
-        sources: collection
-            .sources
-            .iter()
-            .map(|(source, series)| JsonSource {
-                source,
-                series: *series,
-            })
-            .collect(),
-        failures: collection
-            .failures
-            .iter()
-            .map(|f| JsonFailure {
-                source: &f.source,
-                backend: f.error.backend(),
-                status: f.error.status(),
-                retryable: f.error.is_retryable(),
-                error: f.error.to_string(),
-            })
-            .collect(),
-    };
-    // Serializing plain data with string keys cannot fail.
-    serde_json::to_string(&document).unwrap_or_default()
+    // Plain data with string keys: serializing cannot fail.
+    serde_json::to_string(collection).unwrap_or_default()
 }
 
 /// The `Content-Type` of [`openmetrics`]' output.
@@ -928,10 +893,14 @@ mod tests {
             .push(Series::new("longer_name", SeriesKind::Gauge).with_point(at(60), 12345.0));
         collection.sources.push(("x".into(), Some(2)));
         collection.sources.push(("vumi".into(), None));
-        collection.failures.push(SourceFailure {
-            source: "vumi".into(),
-            error: Error::timeout("vumi", "collect did not finish within 100 ms"),
-        });
+        collection.failures.push(SourceFailure::new(
+            "vumi",
+            Error::timeout("vumi", "collect did not finish within 100 ms"),
+        ));
+        collection.failures.push(
+            SourceFailure::new("outline-eu", Error::api("outline", 500, None, "boom"))
+                .with_endpoint("203.0.113.7:8443"),
+        );
         let table = table(&collection);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("SERIES       LABELS  VALUE"));
@@ -942,6 +911,10 @@ mod tests {
             lines[4],
             "FAILED  vumi: vumi: timed out: collect did not finish within 100 ms"
         );
+        assert_eq!(
+            lines[5],
+            "FAILED  outline-eu (203.0.113.7:8443): outline: the server answered HTTP 500: boom"
+        );
     }
 
     #[test]
@@ -950,18 +923,36 @@ mod tests {
         collection
             .series
             .push(Series::new("a", SeriesKind::Counter).with_point(at(0), 1.5));
-        collection.failures.push(SourceFailure {
-            source: "coopr".into(),
-            error: Error::api("coopr", 503, None, "down"),
-        });
+        collection.sources.push(("coopr-eu".into(), None));
+        collection.failures.push(
+            SourceFailure::new("coopr-eu", Error::api("coopr", 503, None, "down"))
+                .with_endpoint("10.0.0.2:55054"),
+        );
         let value: serde_json::Value = serde_json::from_str(&json(&collection)).unwrap();
         assert_eq!(value["series"][0]["points"][0]["value"], 1.5);
         assert_eq!(
             value["series"][0]["points"][0]["time"],
             "1970-01-01T00:00:00Z"
         );
-        assert_eq!(value["failures"][0]["status"], 503);
-        assert_eq!(value["failures"][0]["retryable"], true);
+        assert_eq!(
+            value["sources"],
+            serde_json::json!([{"source": "coopr-eu", "series": null}])
+        );
+        assert_eq!(
+            value["failures"][0],
+            serde_json::json!({
+                "source": "coopr-eu",
+                "backend": "coopr",
+                "endpoint": "10.0.0.2:55054",
+                "error": {
+                    "backend": "coopr",
+                    "kind": "api",
+                    "status": 503,
+                    "retryable": true,
+                    "message": "coopr: the server answered HTTP 503: down"
+                }
+            })
+        );
     }
 
     #[test]
