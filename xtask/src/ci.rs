@@ -9,6 +9,14 @@ use crate::cmd::{self, Step};
 const UNLEASH_SCRIPT: &str = "scripts/unleash-server.sh";
 /// Where that script writes the server's address and tokens.
 const UNLEASH_ENV_FILE: &str = "target/unleash-server/unleash.env";
+/// The script that installs Debian's prometheus package, whose `promtool` the renderer tests
+/// run.
+const PROMETHEUS_SCRIPT: &str = "scripts/prometheus.sh";
+/// How long installing it may take. The first install is about 20 s here and later ones are
+/// instant; the limit only keeps a stalled package mirror from hanging the run.
+const PROMETHEUS_INSTALL_SECONDS: u32 = 300;
+/// The name of the test step, before which promtool is installed.
+const TESTS_STEP: &str = "tests";
 
 pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
     let mut skip_conformance = false;
@@ -20,10 +28,13 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
     }
     let root = cmd::workspace_root();
     let features = facade_features(&root)?;
+    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     for step in static_steps(&features) {
+        if step.name == TESTS_STEP {
+            install_promtool(&root, in_ci)?;
+        }
         step.run_in(&root)?;
     }
-    let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     if skip_conformance {
         println!("\n==> real-server conformance: SKIPPED (--no-conformance)");
     } else {
@@ -88,7 +99,7 @@ fn static_steps(facade_features: &[String]) -> Vec<Step> {
         ));
     }
     steps.push(Step::cargo(
-        "tests",
+        TESTS_STEP,
         &["test", "--workspace", "--all-features"],
     ));
     steps.push(
@@ -310,6 +321,64 @@ fn conformance(root: &Path, in_ci: bool) -> Result<(), TaskError> {
     result
 }
 
+/// `scripts/prometheus.sh install`, bounded by `timeout`.
+fn promtool_install_step() -> Step {
+    Step {
+        name: "install promtool for the renderer tests".to_owned(),
+        argv: vec![
+            "timeout".to_owned(),
+            PROMETHEUS_INSTALL_SECONDS.to_string(),
+            "bash".to_owned(),
+            PROMETHEUS_SCRIPT.to_owned(),
+            "install".to_owned(),
+        ],
+        env: Vec::new(),
+        fix: Some(format!("sudo {PROMETHEUS_SCRIPT} install")),
+    }
+}
+
+/// Under CI a promtool that cannot be installed fails the run; elsewhere the renderer tests
+/// skip their promtool checks, saying so, and the run goes on.
+fn promtool_decision(
+    in_ci: bool,
+    script_present: bool,
+    install_error: Option<&str>,
+) -> Conformance {
+    let problem = if script_present {
+        install_error.map(|e| format!("promtool could not be installed: {e}"))
+    } else {
+        Some(format!("{PROMETHEUS_SCRIPT} is missing"))
+    };
+    match (problem, in_ci) {
+        (None, _) => Conformance::Run,
+        (Some(reason), true) => Conformance::Fail(reason),
+        (Some(reason), false) => Conformance::Skip(reason),
+    }
+}
+
+/// Installs promtool before the tests, which check the text renderers with it.
+fn install_promtool(root: &Path, in_ci: bool) -> Result<(), TaskError> {
+    let script_present = root.join(PROMETHEUS_SCRIPT).exists();
+    let install_error = if script_present {
+        promtool_install_step()
+            .run_in(root)
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    match promtool_decision(in_ci, script_present, install_error.as_deref()) {
+        Conformance::Run => Ok(()),
+        Conformance::Skip(reason) => {
+            println!(
+                "\n==> promtool: SKIPPED ({reason}); the renderer tests will skip their promtool checks"
+            );
+            Ok(())
+        }
+        Conformance::Fail(reason) => Err(TaskError::Failed(reason)),
+    }
+}
+
 fn stop_unleash(root: &Path) {
     let stop = Step {
         name: "stop unleash-server".to_owned(),
@@ -384,6 +453,33 @@ mod tests {
             conformance_decision(true, false, None),
             Conformance::Fail(_)
         ));
+    }
+
+    #[test]
+    fn promtool_is_installed_bounded_and_required_only_under_ci() {
+        let step = promtool_install_step();
+        assert_eq!(
+            step.display(),
+            format!("timeout {PROMETHEUS_INSTALL_SECONDS} bash scripts/prometheus.sh install")
+        );
+        assert_eq!(promtool_decision(true, true, None), Conformance::Run);
+        assert_eq!(promtool_decision(false, true, None), Conformance::Run);
+        assert!(
+            matches!(promtool_decision(true, true, Some("needs root")), Conformance::Fail(r) if r.contains("needs root"))
+        );
+        assert!(
+            matches!(promtool_decision(false, true, Some("needs root")), Conformance::Skip(r) if r.contains("needs root"))
+        );
+        assert!(matches!(
+            promtool_decision(true, false, None),
+            Conformance::Fail(r) if r.contains("prometheus.sh is missing")
+        ));
+        assert!(matches!(
+            promtool_decision(false, false, None),
+            Conformance::Skip(_)
+        ));
+        let features: [String; 0] = [];
+        assert!(static_steps(&features).iter().any(|s| s.name == TESTS_STEP));
     }
 
     #[test]
