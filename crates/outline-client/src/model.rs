@@ -6,8 +6,10 @@
 //! (`version`, `accessKeyDataLimit`, `dataLimit`, …) are here. Unknown fields are ignored so
 //! a newer server does not break this client.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -298,9 +300,10 @@ impl NewAccessKey {
 /// traffic in the window are present. Ids are strings, including non-numeric ones and `""`
 /// for unlabelled traffic.
 ///
-/// Decoded by a purpose-built visitor into one string buffer for all ids plus one
-/// `(end, bytes)` pair per key, in the server's order: a 100 000-key response needs two
-/// allocations that grow, not one per key.
+/// Decoded into one string buffer for all ids plus one `(end, bytes)` pair per key, in the
+/// server's order: a 100 000-key response needs two allocations that grow, not one per key.
+/// An id that appears twice keeps its first position and its last value, as serde_json's
+/// maps and JavaScript's `JSON.parse` read it; every accessor sees it once.
 ///
 /// ```
 /// use outline_client::TransferMetrics;
@@ -393,6 +396,16 @@ impl TransferMetrics {
         self.ids.push_str(id);
         self.entries.push((self.ids.len(), bytes));
     }
+
+    /// The id of entry `index`.
+    fn id_at(&self, index: usize) -> &str {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |previous| self.entries[previous].0);
+        self.ids
+            .get(start..self.entries[index].0)
+            .unwrap_or_default()
+    }
 }
 
 impl fmt::Debug for TransferMetrics {
@@ -401,13 +414,27 @@ impl fmt::Debug for TransferMetrics {
     }
 }
 
+/// A repeated id keeps its first position and its last value, as in a decoded body.
+///
+/// ```
+/// use outline_client::TransferMetrics;
+///
+/// let transfer: TransferMetrics = [("1", 3), ("2", 5), ("1", 4)].into_iter().collect();
+/// assert_eq!(transfer.iter().collect::<Vec<_>>(), [("1", 4), ("2", 5)]);
+/// ```
+///
+/// # Panics
+///
+/// With more than 4 294 967 294 distinct ids.
 impl<S: AsRef<str>> FromIterator<(S, u64)> for TransferMetrics {
     fn from_iter<I: IntoIterator<Item = (S, u64)>>(iter: I) -> Self {
-        let mut metrics = Self::default();
+        let mut builder = TransferBuilder::default();
         for (id, bytes) in iter {
-            metrics.push(id.as_ref(), bytes);
+            if let Err(too_many) = builder.insert(id.as_ref(), bytes) {
+                panic!("{too_many}");
+            }
         }
-        metrics
+        builder.metrics
     }
 }
 
@@ -476,22 +503,21 @@ impl<'de> Visitor<'de> for TransferVisitor {
         self,
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        let mut metrics = TransferMetrics::default();
-        if let Some(hint) = map.size_hint() {
-            metrics.entries.reserve(hint);
-        }
-        while map.next_key_seed(AppendId(&mut metrics.ids))?.is_some() {
+        // Nothing is reserved from the map's size hint: memory follows what was decoded.
+        let mut builder = TransferBuilder::default();
+        let mut id = String::new();
+        while map.next_key_seed(ReadId(&mut id))?.is_some() {
             let bytes = map.next_value_seed(ByteCount)?;
-            metrics.entries.push((metrics.ids.len(), bytes));
+            builder.insert(&id, bytes).map_err(de::Error::custom)?;
         }
-        Ok(metrics)
+        Ok(builder.metrics)
     }
 }
 
-/// Deserializes a map key straight into the shared id buffer, without a `String` per key.
-struct AppendId<'a>(&'a mut String);
+/// Deserializes a map key into one reused buffer, without a `String` per key.
+struct ReadId<'a>(&'a mut String);
 
-impl<'de> DeserializeSeed<'de> for AppendId<'_> {
+impl<'de> DeserializeSeed<'de> for ReadId<'_> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(
@@ -502,7 +528,7 @@ impl<'de> DeserializeSeed<'de> for AppendId<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for AppendId<'_> {
+impl<'de> Visitor<'de> for ReadId<'_> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -510,13 +536,163 @@ impl<'de> Visitor<'de> for AppendId<'_> {
     }
 
     fn visit_str<E: de::Error>(self, id: &str) -> std::result::Result<(), E> {
+        self.0.clear();
         self.0.push_str(id);
         Ok(())
     }
 }
 
-/// A byte count: a non-negative integer. The server `Math.round`s, but an integral float
-/// (`1.0`, `1e3`) is accepted too rather than failing a whole response over its spelling.
+/// Builds a [`TransferMetrics`] one decoded pair at a time — for the scanner, the serde
+/// visitor and `FromIterator` alike, so that a repeated id means the same on every path: its
+/// last value, at its first position.
+#[derive(Default)]
+struct TransferBuilder {
+    metrics: TransferMetrics,
+    /// The entry of the last all-digit id, while those have come in strictly ascending
+    /// numeric order. That is the server's order (JavaScript enumerates integer keys first,
+    /// ascending), and ids in it cannot repeat each other, so they need no table: only the
+    /// other ids go into `table`, and a body from the server costs one comparison per key.
+    last_digit_id: Option<usize>,
+    /// Set by the first all-digit id out of that order: from then on every id is in `table`.
+    all_in_table: bool,
+    table: IdTable,
+}
+
+impl TransferBuilder {
+    fn insert(&mut self, id: &str, bytes: u64) -> std::result::Result<(), TooManyIds> {
+        if !self.all_in_table && is_digits(id) {
+            let ascending = self
+                .last_digit_id
+                .is_none_or(|last| precedes_numerically(self.metrics.id_at(last), id));
+            if ascending {
+                self.last_digit_id = Some(self.metrics.entries.len());
+                self.metrics.push(id, bytes);
+                return Ok(());
+            }
+            self.all_in_table = true;
+            for index in 0..self.metrics.entries.len() {
+                let earlier = self.metrics.id_at(index);
+                if is_digits(earlier) {
+                    let hash = self.table.hash(earlier);
+                    self.table.insert(&self.metrics, hash, index)?;
+                }
+            }
+        }
+        let hash = self.table.hash(id);
+        if let Some(index) = self.table.find(&self.metrics, hash, id) {
+            self.metrics.entries[index].1 = bytes;
+            return Ok(());
+        }
+        let index = self.metrics.entries.len();
+        self.table.check_room(index)?;
+        self.metrics.push(id, bytes);
+        self.table.insert(&self.metrics, hash, index)
+    }
+}
+
+/// A non-empty run of ASCII digits: what the server writes for ids it numbered.
+fn is_digits(id: &str) -> bool {
+    !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether all-digit `a` comes strictly before all-digit `b`: by length, then digit by digit.
+/// (For ids with leading zeros this is not numeric order, but it is still a strict order,
+/// which is all that telling repeats apart needs.)
+fn precedes_numerically(a: &str, b: &str) -> bool {
+    (a.len(), a.as_bytes()) < (b.len(), b.as_bytes())
+}
+
+/// The entries of a [`TransferMetrics`] being built, by id: open addressing with linear
+/// probing over entry indices, the ids themselves staying in the metrics' one buffer.
+#[derive(Default)]
+struct IdTable {
+    /// 0 for an empty slot, otherwise an entry index + 1.
+    slots: Vec<u32>,
+    filled: usize,
+    /// Keyed afresh for every decode, so that ids chosen to collide cannot make it
+    /// quadratic.
+    hasher: RandomState,
+}
+
+impl IdTable {
+    fn hash(&self, id: &str) -> u64 {
+        self.hasher.hash_one(id.as_bytes())
+    }
+
+    fn find(&self, metrics: &TransferMetrics, hash: u64, id: &str) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut slot = Self::home(hash, mask);
+        loop {
+            let index = self.slots[slot].checked_sub(1)? as usize;
+            if metrics.id_at(index) == id {
+                return Some(index);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    fn check_room(&self, index: usize) -> std::result::Result<u32, TooManyIds> {
+        index
+            .checked_add(1)
+            .and_then(|slot| u32::try_from(slot).ok())
+            .ok_or(TooManyIds)
+    }
+
+    /// Records entry `index`, whose id is not in the table yet.
+    fn insert(
+        &mut self,
+        metrics: &TransferMetrics,
+        hash: u64,
+        index: usize,
+    ) -> std::result::Result<(), TooManyIds> {
+        let value = self.check_room(index)?;
+        // At most three quarters full, so that probe runs stay short.
+        if (self.filled + 1) * 4 > self.slots.len() * 3 {
+            let grown = vec![0; (self.slots.len() * 2).max(16)];
+            let old = std::mem::replace(&mut self.slots, grown);
+            for value in old.into_iter().filter(|&value| value != 0) {
+                let hash = self.hash(metrics.id_at(value as usize - 1));
+                self.place(hash, value);
+            }
+        }
+        self.place(hash, value);
+        self.filled += 1;
+        Ok(())
+    }
+
+    fn place(&mut self, hash: u64, value: u32) {
+        let mask = self.slots.len() - 1;
+        let mut slot = Self::home(hash, mask);
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = value;
+    }
+
+    fn home(hash: u64, mask: usize) -> usize {
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "only the bits under the mask are used"
+        )]
+        let low = hash as usize;
+        low & mask
+    }
+}
+
+/// More distinct ids than an entry index in the table can count.
+#[derive(Debug)]
+struct TooManyIds;
+
+impl fmt::Display for TooManyIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("more than 4 294 967 294 distinct access key ids")
+    }
+}
+
+/// A byte count, read as `u64` reads it: an integer literal in `0..=u64::MAX`. The server
+/// writes `Math.round`ed integers, which JavaScript spells without a fraction or exponent
+/// below 10²¹; any literal with one (`1.0`, `1e3`) is refused, because its float value
+/// cannot tell `1.0000000000000001` or `1e-400` from a whole number.
 struct ByteCount;
 
 impl<'de> DeserializeSeed<'de> for ByteCount {
@@ -544,105 +720,42 @@ impl Visitor<'_> for ByteCount {
     fn visit_i64<E: de::Error>(self, value: i64) -> std::result::Result<u64, E> {
         u64::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
     }
-
-    fn visit_f64<E: de::Error>(self, value: f64) -> std::result::Result<u64, E> {
-        // 2^64 as f64; anything at or above it does not fit.
-        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
-        if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < LIMIT {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "checked above: integral, non-negative and below 2^64"
-            )]
-            return Ok(value as u64);
-        }
-        Err(E::invalid_value(de::Unexpected::Float(value), &self))
-    }
 }
 
 /// The fast path of [`TransferMetrics::from_json`]: the shape every Outline server sends,
-/// `{"bytesTransferredByUserId":{"<id>":<integer>,…}}` with any JSON whitespace, scanned in
-/// one pass with both buffers sized up front. `None` for anything else — an escape in an
-/// id, a float or negative count, another field, a syntax error — and serde decides, with
-/// its error messages; so this accepts nothing the serde path would not, with the same
-/// result.
+/// `{"bytesTransferredByUserId":{"<id>":<integer>,…}}` with any JSON whitespace, read in one
+/// pass that keeps only what it has checked — each id as UTF-8 the way serde_json checks it,
+/// each count as `u64` reads it. `None` for anything else — another field, a float or
+/// negative count, a syntax error — and serde decides, with its error messages; so this
+/// accepts nothing the serde path would not, with the same result.
 fn scan_transfer(body: &[u8]) -> Option<TransferMetrics> {
     const FIELD: &[u8] = b"\"bytesTransferredByUserId\"";
-    let text = std::str::from_utf8(body).ok()?;
-    let body = text.as_bytes();
-    let mut at = 0;
-    let skip_ws = |at: &mut usize| {
-        while body
-            .get(*at)
-            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        {
-            *at += 1;
-        }
-    };
-    let expect = |at: &mut usize, byte: u8| {
-        skip_ws(at);
-        (body.get(*at) == Some(&byte)).then(|| *at += 1)
-    };
-    expect(&mut at, b'{')?;
-    skip_ws(&mut at);
+    let mut at = skip_whitespace(body, 0);
+    expect(body, &mut at, b'{')?;
+    at = skip_whitespace(body, at);
     body.get(at..)?.starts_with(FIELD).then_some(())?;
-    at += FIELD.len();
-    expect(&mut at, b':')?;
-    expect(&mut at, b'{')?;
+    at = skip_whitespace(body, at + FIELD.len());
+    expect(body, &mut at, b':')?;
+    at = skip_whitespace(body, at);
+    expect(body, &mut at, b'{')?;
+    at = skip_whitespace(body, at);
 
-    // One `:` per key (an id holding one only over-reserves): the entries are allocated
-    // once, at their final size. The ids buffer grows; an estimate from the body would
-    // count the digits of the values too.
-    let keys = body[at..].iter().filter(|&&b| b == b':').count();
-    let mut metrics = TransferMetrics {
-        ids: String::new(),
-        entries: Vec::with_capacity(keys),
-    };
-    skip_ws(&mut at);
+    // Nothing is reserved ahead: both buffers grow with what has been read.
+    let mut builder = TransferBuilder::default();
     if body.get(at) == Some(&b'}') {
         at += 1;
     } else {
         loop {
-            expect(&mut at, b'"')?;
-            let start = at;
-            let len = body[start..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-            at = start + len;
-            if body[at] != b'"' {
-                return None; // an escape or a control character: serde's job
-            }
-            // UTF-8 was checked above; the quote cannot split a character.
-            metrics.ids.push_str(text.get(start..at)?);
-            at += 1;
-            expect(&mut at, b':')?;
-            skip_ws(&mut at);
-            // One pass over the digits; 19 of them cannot overflow a u64, a 20th can.
-            let first = at;
-            let mut value: u64 = 0;
-            while let Some(&byte) = body.get(at) {
-                let digit = byte.wrapping_sub(b'0');
-                if digit > 9 {
-                    break;
-                }
-                value = if at - first < 19 {
-                    value * 10 + u64::from(digit)
-                } else {
-                    value.checked_mul(10)?.checked_add(u64::from(digit))?
-                };
-                at += 1;
-            }
-            let digits = at - first;
-            if digits == 0 || (digits > 1 && body[first] == b'0') {
-                return None;
-            }
-            if matches!(body.get(at), Some(b'.' | b'e' | b'E')) {
-                return None; // an integral float is accepted, by the serde path
-            }
-            metrics.entries.push((metrics.ids.len(), value));
-            skip_ws(&mut at);
+            expect(body, &mut at, b'"')?;
+            let (id, after_id) = scan_string(body, at)?;
+            at = skip_whitespace(body, after_id);
+            expect(body, &mut at, b':')?;
+            at = skip_whitespace(body, at);
+            let (bytes, after_count) = scan_count(body, at)?;
+            builder.insert(&id, bytes).ok()?;
+            at = skip_whitespace(body, after_count);
             match body.get(at) {
-                Some(b',') => at += 1,
+                Some(b',') => at = skip_whitespace(body, at + 1),
                 Some(b'}') => {
                     at += 1;
                     break;
@@ -651,9 +764,79 @@ fn scan_transfer(body: &[u8]) -> Option<TransferMetrics> {
             }
         }
     }
-    expect(&mut at, b'}')?;
-    skip_ws(&mut at);
-    (at == body.len()).then_some(metrics)
+    at = skip_whitespace(body, at);
+    expect(body, &mut at, b'}')?;
+    (skip_whitespace(body, at) == body.len()).then_some(builder.metrics)
+}
+
+/// The first position from `at` that is not JSON whitespace.
+fn skip_whitespace(body: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = body.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// Steps over `byte` at `at`, or `None`.
+fn expect(body: &[u8], at: &mut usize, byte: u8) -> Option<()> {
+    (body.get(*at) == Some(&byte)).then(|| *at += 1)
+}
+
+/// The string whose opening quote is just before `start`, and the position after its
+/// closing quote; `None` where serde_json would refuse it.
+fn scan_string(body: &[u8], start: usize) -> Option<(Cow<'_, str>, usize)> {
+    let rest = body.get(start..)?;
+    let mut end = memchr::memchr2(b'"', b'\\', rest)?;
+    if rest[end] == b'"' {
+        let raw = &rest[..end];
+        if raw.iter().any(|&b| b < 0x20) {
+            return None;
+        }
+        return Some((
+            Cow::Borrowed(std::str::from_utf8(raw).ok()?),
+            start + end + 1,
+        ));
+    }
+    // An escape: find the closing quote, skipping every escaped byte, and let serde_json read
+    // this one literal, with its own rules for `\u` escapes and surrogate pairs.
+    loop {
+        let after_escape = end + 2;
+        end = after_escape + memchr::memchr2(b'"', b'\\', rest.get(after_escape..)?)?;
+        if rest[end] == b'"' {
+            break;
+        }
+    }
+    let literal = body.get(start - 1..start + end + 1)?;
+    let id: String = serde_json::from_slice(literal).ok()?;
+    Some((Cow::Owned(id), start + end + 1))
+}
+
+/// A byte count at `at` as `u64` reads it — digits without a leading zero, no sign, no
+/// fraction, no exponent, at most `u64::MAX` — and the position after it.
+fn scan_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
+    let mut at = start;
+    let mut value: u64 = 0;
+    while let Some(&byte) = body.get(at) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        // 19 digits cannot overflow a u64; a 20th can.
+        value = if at - start < 19 {
+            value * 10 + u64::from(digit)
+        } else {
+            value.checked_mul(10)?.checked_add(u64::from(digit))?
+        };
+        at += 1;
+    }
+    let digits = at - start;
+    if digits == 0 || (digits > 1 && body[start] == b'0') {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = body.get(at) {
+        return None;
+    }
+    Some((value, at))
 }
 
 #[derive(Deserialize)]
@@ -1127,9 +1310,10 @@ mod tests {
     #[test]
     fn transfer_visitor_edge_cases() {
         let parsed: TransferMetrics =
-            serde_json::from_str(r#"{"":1,"a\"b":2,"é":18446744073709551615,"x":3.0}"#).unwrap();
+            serde_json::from_str(r#"{"":1,"a\"b":2,"é":18446744073709551615,"x":3}"#).unwrap();
         let collected: Vec<_> = parsed.iter().collect();
         assert_eq!(collected, [("", 1), ("a\"b", 2), ("é", u64::MAX), ("x", 3)]);
+        assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":3.0}"#).is_err());
         assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":-1}"#).is_err());
         assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":1.5}"#).is_err());
         assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":"1"}"#).is_err());
@@ -1204,6 +1388,7 @@ mod tests {
             r#"{"bytesTransferredByUserId":{"0":76609,"alpha-key":365474,"10":5958113497}}"#,
             " {\n \"bytesTransferredByUserId\" : {\n  \"1\" : 0 ,\t\"\" : 18446744073709551615\r\n }\n}\n",
             r#"{"bytesTransferredByUserId":{"ключ":1,"a:b":2,"1":3,"1":4}}"#,
+            r#"{"bytesTransferredByUserId":{"a\"b":1,"\u0041":2,"\\":3,"\ud83d\ude00\/":4}}"#,
         ] {
             let scanned = scan_transfer(body.as_bytes());
             assert!(scanned.is_some(), "the scanner should take {body:?}");
@@ -1218,17 +1403,19 @@ mod tests {
     #[test]
     fn transfer_scanner_leaves_the_unusual_to_serde() {
         for body in [
-            // Accepted by serde, with its own reading: escapes, integral floats, other fields.
-            r#"{"bytesTransferredByUserId":{"a\"b":1,"\u0041":2}}"#,
-            r#"{"bytesTransferredByUserId":{"1":1.0,"2":1e3}}"#,
+            // Accepted by serde: other fields.
             r#"{"other":1,"bytesTransferredByUserId":{"1":1}}"#,
             r#"{"bytesTransferredByUserId":{"1":1},"other":[]}"#,
             // Rejected by serde, with its error: the scanner must not accept them either.
             r#"{"bytesTransferredByUserId":{"1":-1}}"#,
+            r#"{"bytesTransferredByUserId":{"1":1.0,"2":1e3}}"#,
             r#"{"bytesTransferredByUserId":{"1":01}}"#,
             r#"{"bytesTransferredByUserId":{"1":18446744073709551616}}"#,
             r#"{"bytesTransferredByUserId":{"1":1,}}"#,
             r#"{"bytesTransferredByUserId":{"1":1}"#,
+            r#"{"bytesTransferredByUserId":{"\ud800":1}}"#,
+            r#"{"bytesTransferredByUserId":{"\x":1}}"#,
+            r#"{"bytesTransferredByUserId":{"\"#,
             r#"{"bytesTransferredByUserId":{"1":1}}}"#,
             r#"{"bytesTransferredByUserId":{"1" 1}}"#,
             "{\"bytesTransferredByUserId\":{\"a\tb\":1}}",
@@ -1246,19 +1433,106 @@ mod tests {
         assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     }
 
+    /// A repeated id: serde_json's maps and JavaScript's `JSON.parse` keep the last value,
+    /// at the first occurrence's position. Every accessor must agree on it, on both paths.
     #[test]
-    fn transfer_scanner_sizes_the_entries_once() {
-        let body: String = format!(
-            r#"{{"bytesTransferredByUserId":{{{}}}}}"#,
-            (0..1000)
-                .map(|i| format!(r#""{i}":{}"#, 1_000_000_000 + i))
-                .collect::<Vec<_>>()
-                .join(",")
+    fn transfer_repeated_ids_keep_the_last_value() {
+        for (body, expected) in [
+            (
+                r#"{"bytesTransferredByUserId":{"1":3,"1":4}}"#,
+                &[("1", 4)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"1":3,"\u0031":4}}"#,
+                &[("1", 4)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"1":1,"2":2,"a":3,"1":5,"":6,"a":7,"":8,"3":9,"2":0}}"#,
+                &[("1", 5), ("2", 0), ("a", 7), ("", 8), ("3", 9)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"10":1,"9":2,"10":3}}"#,
+                &[("10", 3), ("9", 2)][..],
+            ),
+        ] {
+            for metrics in [
+                TransferMetrics::from_json(body.as_bytes()).unwrap(),
+                via_serde(body).unwrap(),
+            ] {
+                assert_eq!(metrics.iter().collect::<Vec<_>>(), expected, "{body}");
+                assert_eq!(metrics.len(), expected.len(), "{body}");
+                assert_eq!(
+                    metrics.total(),
+                    expected.iter().map(|(_, bytes)| bytes).sum::<u64>(),
+                    "{body}"
+                );
+                for (id, bytes) in expected {
+                    assert_eq!(metrics.get(id), Some(*bytes), "{body}: {id}");
+                    assert_eq!(metrics.to_map()[*id], *bytes, "{body}: {id}");
+                }
+            }
+        }
+        let collected: TransferMetrics = [("x", 1), ("y", 2), ("x", 3)].into_iter().collect();
+        assert_eq!(collected.iter().collect::<Vec<_>>(), [("x", 3), ("y", 2)]);
+    }
+
+    /// A byte count is read as `u64` reads it: a fraction or an exponent is refused whatever
+    /// its value, since a float cannot tell `1.0000000000000001` from `1`.
+    #[test]
+    fn transfer_counts_with_a_fraction_or_exponent_are_refused() {
+        for literal in [
+            "1.0000000000000001",
+            "4.9999999999999999",
+            "1e-400",
+            "1e400",
+            "1.0",
+            "1e3",
+            "1E3",
+            "0.0",
+            "0e0",
+            "1.5",
+            "-0",
+            "-0.0",
+            "-1",
+            "01",
+            "00",
+            "18446744073709551616",
+            "18446744073709551615.0",
+            "99999999999999999999999999999999999999",
+        ] {
+            let body = format!(r#"{{"bytesTransferredByUserId":{{"1":{literal}}}}}"#);
+            assert!(via_serde(&body).is_none(), "serde took {literal}");
+            assert!(
+                TransferMetrics::from_json(body.as_bytes()).is_err(),
+                "from_json took {literal}"
+            );
+        }
+        for (literal, value) in [("0", 0), ("18446744073709551615", u64::MAX), ("7", 7)] {
+            let body = format!(r#"{{"bytesTransferredByUserId":{{"1":{literal}}}}}"#);
+            assert_eq!(via_serde(&body).unwrap().get("1"), Some(value));
+            assert_eq!(
+                TransferMetrics::from_json(body.as_bytes())
+                    .unwrap()
+                    .get("1"),
+                Some(value)
+            );
+        }
+    }
+
+    /// No allocation is sized by counting a byte of the body: an id made of `:` once
+    /// reserved one entry per colon.
+    #[test]
+    fn transfer_entries_grow_with_the_ids_not_with_a_byte_count() {
+        let body = format!(
+            r#"{{"bytesTransferredByUserId":{{"{}":1,"a":2}}}}"#,
+            ":".repeat(1 << 20)
         );
-        let metrics = scan_transfer(body.as_bytes()).unwrap();
-        assert_eq!(metrics.len(), 1000);
-        assert_eq!(metrics.entries.capacity(), 1000);
-        assert_eq!(metrics.get("999"), Some(1_000_000_999));
-        assert_eq!(Some(metrics), via_serde(&body));
+        let metrics = TransferMetrics::from_json(body.as_bytes()).unwrap();
+        assert_eq!(metrics.len(), 2);
+        assert!(
+            metrics.entries.capacity() < 64,
+            "{} entries reserved for 2 ids",
+            metrics.entries.capacity()
+        );
     }
 }
