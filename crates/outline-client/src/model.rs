@@ -339,11 +339,10 @@ impl TransferMetrics {
     ///
     /// [`Error::Decode`] naming the failing field when the body is not that shape.
     pub fn from_json(body: &[u8]) -> Result<Self> {
-        if let Some(metrics) = scan_transfer(body) {
-            return Ok(metrics);
+        match scan_transfer(body) {
+            Some(metrics) => Ok(metrics),
+            None => transfer_decoders::serde(body),
         }
-        let response: TransferResponse = metrics_core::http::decode_json(BACKEND, body)?;
-        Ok(response.bytes_transferred_by_user_id)
     }
 
     /// How many keys had traffic.
@@ -505,40 +504,46 @@ impl<'de> Visitor<'de> for TransferVisitor {
     ) -> std::result::Result<Self::Value, A::Error> {
         // Nothing is reserved from the map's size hint: memory follows what was decoded.
         let mut builder = TransferBuilder::default();
-        let mut id = String::new();
-        while map.next_key_seed(ReadId(&mut id))?.is_some() {
+        let mut unescaped = String::new();
+        while let Some(borrowed) = map.next_key_seed(ReadId(&mut unescaped))? {
             let bytes = map.next_value_seed(ByteCount)?;
-            builder.insert(&id, bytes).map_err(de::Error::custom)?;
+            let id = borrowed.unwrap_or(&unescaped);
+            builder.insert(id, bytes).map_err(de::Error::custom)?;
         }
         Ok(builder.metrics)
     }
 }
 
-/// Deserializes a map key into one reused buffer, without a `String` per key.
+/// Reads a map key without a `String` per key: borrowed from the input where the
+/// deserializer can lend it (`Some`), otherwise copied into one reused buffer (`None`).
 struct ReadId<'a>(&'a mut String);
 
 impl<'de> DeserializeSeed<'de> for ReadId<'_> {
-    type Value = ();
+    type Value = Option<&'de str>;
 
     fn deserialize<D: Deserializer<'de>>(
         self,
         deserializer: D,
-    ) -> std::result::Result<(), D::Error> {
+    ) -> std::result::Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
 impl<'de> Visitor<'de> for ReadId<'_> {
-    type Value = ();
+    type Value = Option<&'de str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an access key id")
     }
 
-    fn visit_str<E: de::Error>(self, id: &str) -> std::result::Result<(), E> {
+    fn visit_borrowed_str<E: de::Error>(self, id: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Some(id))
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> std::result::Result<Self::Value, E> {
         self.0.clear();
         self.0.push_str(id);
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -837,6 +842,28 @@ fn scan_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
         return None;
     }
     Some((value, at))
+}
+
+/// The two decoders behind [`TransferMetrics::from_json`], one at a time, for the
+/// differential tests and the measurement in `tests/`. Not part of the API.
+#[doc(hidden)]
+pub mod transfer_decoders {
+    use super::{BACKEND, Result, TransferMetrics, TransferResponse};
+
+    /// The hand-written scanner: `None` where it leaves the body to [`serde`].
+    pub fn scan(body: &[u8]) -> Option<TransferMetrics> {
+        super::scan_transfer(body)
+    }
+
+    /// serde_json through the same visitor, with the pipeline's decode errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`TransferMetrics::from_json`].
+    pub fn serde(body: &[u8]) -> Result<TransferMetrics> {
+        let response: TransferResponse = metrics_core::http::decode_json(BACKEND, body)?;
+        Ok(response.bytes_transferred_by_user_id)
+    }
 }
 
 #[derive(Deserialize)]
