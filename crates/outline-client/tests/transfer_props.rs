@@ -197,6 +197,7 @@ fn id() -> impl Strategy<Value = String> {
         2 => any::<u32>().prop_map(|n| n.to_string()),
         1 => Just(String::new()),
         1 => "0[0-9]{1,3}",
+        1 => "[1-9][0-9]{17,34}",
         2 => "[a-z-]{1,10}",
         2 => proptest::collection::vec(any::<char>(), 0..6).prop_map(String::from_iter),
         2 => select(&[
