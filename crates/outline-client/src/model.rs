@@ -848,6 +848,26 @@ const LONG_ID: usize = 32;
 /// checks a string, its [`short_number`], and the position after its closing quote; `None`
 /// where serde_json would refuse it.
 fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+    // An id shorter than eight bytes, as servers write them, is read in one word: its end
+    // is the first quote, backslash or control byte, and only a quote ends it here.
+    if let Some(chunk) = body.get(start..start + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let stops = zero_bytes(word ^ 0x2222_2222_2222_2222)
+            | zero_bytes(word ^ 0x5c5c_5c5c_5c5c_5c5c)
+            | (word.wrapping_sub(0x2020_2020_2020_2020) & !word & 0x8080_8080_8080_8080);
+        let length = (stops.trailing_zeros() / 8) as usize;
+        if length < 8 && body[start + length] == b'"' {
+            let id = &body[start..start + length];
+            let before_quote = (1u64 << (8 * length)) - 1;
+            if word & before_quote & 0x8080_8080_8080_8080 != 0 {
+                std::str::from_utf8(id).ok()?;
+            }
+            let number = (length > 0 && digit_run(word) >= length).then(|| {
+                eight_digits(word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - length)))
+            });
+            return Some((Cow::Borrowed(id), number, start + length + 1));
+        }
+    }
     let mut at = start;
     let mut value: u64 = 0;
     let mut digits_only = true;
@@ -971,6 +991,12 @@ fn digit_run(word: u64) -> usize {
     let above = word.wrapping_add(0x4646_4646_4646_4646);
     let not_digits = (below | above) & 0x8080_8080_8080_8080;
     (not_digits.trailing_zeros() / 8) as usize
+}
+
+/// The high bit of the first zero byte of `word` (first byte lowest), and perhaps of later
+/// bytes, which are never read: a borrow runs upward only from a zero byte.
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(0x0101_0101_0101_0101) & !word & 0x8080_8080_8080_8080
 }
 
 /// The number eight digit values (0–9, most significant in the lowest byte) make.
