@@ -1220,8 +1220,10 @@ impl FromStr for Since {
         if !digits(whole) || (number.contains('.') && !digits(fraction)) {
             return Err(invalid());
         }
-        // Exact arithmetic in parts per 10^9: a fraction finer than that cannot give a
-        // whole number of seconds with these units anyway.
+        // Exact arithmetic in parts per 10^9. Trailing zeros change nothing; past them, a
+        // fraction finer than 10^-7 cannot give a whole number of seconds with these units
+        // (604 800 = 2^7 · 3^3 · 5^2 · 7), so one finer than 10^-9 is refused unread.
+        let fraction = fraction.trim_end_matches('0');
         if fraction.len() > 9 {
             return Err(invalid());
         }
@@ -1463,6 +1465,10 @@ mod tests {
             ("2w", 1_209_600),
             ("3299700s", 3_299_700),
             ("0.5d", 43_200),
+            ("1.0000000000h", 3600),
+            ("0.50000000000000000000000000d", 43_200),
+            ("1.0s", 1),
+            ("0001.10h", 3960),
         ] {
             assert_eq!(text.parse::<Since>().unwrap().as_secs(), seconds, "{text}");
         }
