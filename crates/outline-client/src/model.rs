@@ -337,7 +337,9 @@ impl TransferMetrics {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] naming the failing field when the body is not that shape.
+    /// [`Error::Decode`] naming the failing field when the body is not that shape, or when
+    /// a count is not an integer literal in `0..=u64::MAX`: `1.0`, `1e3` and `-0` are
+    /// refused as `u64` refuses them (the server writes plain integers).
     pub fn from_json(body: &[u8]) -> Result<Self> {
         match scan_transfer(body) {
             Some(metrics) => Ok(metrics),
