@@ -540,11 +540,13 @@ pub fn decode_json<T: DeserializeOwned>(backend: &'static str, body: &[u8]) -> R
                     truncate_chars(&start, 60)
                 ));
             }
-            Err(Error::decode(
-                backend,
-                if path == "." { String::new() } else { path },
-                message,
-            ))
+            // A hostile key can be megabytes long; the path names it, it need not hold it.
+            let path = if path == "." {
+                String::new()
+            } else {
+                truncate_chars(&path, 200)
+            };
+            Err(Error::decode(backend, path, message))
         }
     }
 }
