@@ -33,7 +33,7 @@
 //! for user in 0..100 {
 //!     recorder.count("new-checkout", user % 4 == 0);
 //! }
-//! recorder.shutdown().await?; // sends what is left
+//! recorder.shutdown().await.into_result()?; // sends what is left
 //!
 //! // The server writes metrics to its database every few seconds.
 //! let usage = client.feature_metrics_raw("new-checkout", 1).await?;
@@ -55,7 +55,9 @@ pub use client::{
     SPEC_VERSION, ServerVersion, SortOrder, UnleashClient, UnleashClientBuilder,
 };
 pub use model::{MetricsBucket, ToggleCount};
-pub use recorder::{MetricsRecorder, RecorderConfig, RecorderStatus};
+pub use recorder::{
+    Clock, Flushed, MetricsRecorder, RecorderConfig, RecorderStatus, ShutdownReport,
+};
 
 /// The backend name, as in every error and in [`MetricsSource::backend`](metrics_core::MetricsSource::backend).
 pub const BACKEND: &str = "unleash";

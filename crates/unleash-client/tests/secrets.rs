@@ -48,7 +48,7 @@ async fn secrets_are_never_formatted() {
     recorder.count("f", true);
     assert_hidden(&format!("{recorder:?}"));
     assert_hidden(&format!("{:?}", recorder.status()));
-    recorder.shutdown().await.unwrap();
+    recorder.shutdown().await.into_result().unwrap();
 
     // The request carried the token verbatim, without `Bearer`.
     let sent = emulator
