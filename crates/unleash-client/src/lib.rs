@@ -45,19 +45,24 @@
 //! error messages.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod admin;
 mod client;
+mod error;
 pub mod model;
 mod recorder;
 pub mod source;
+mod versions;
 
+pub use admin::{ApplicationsQuery, MAX_APPLICATIONS_PAGE, MAX_HOURS_BACK, SortOrder};
 pub use client::{
-    ApplicationsQuery, DEFAULT_INTERVAL, DEFAULT_SDK_NAME, MAX_APPLICATIONS_PAGE, MAX_HOURS_BACK,
-    SPEC_VERSION, ServerVersion, SortOrder, UnleashClient, UnleashClientBuilder,
+    DEFAULT_INTERVAL, DEFAULT_SDK_NAME, SPEC_VERSION, UnleashClient, UnleashClientBuilder,
 };
+pub use error::{Diagnosis, FieldError, UnleashError};
 pub use model::{MetricsBucket, ToggleCount};
 pub use recorder::{
     Clock, Flushed, MetricsRecorder, RecorderConfig, RecorderStatus, ShutdownReport,
 };
+pub use versions::ServerVersion;
 
 /// The backend name, as in every error and in [`MetricsSource::backend`](metrics_core::MetricsSource::backend).
 pub const BACKEND: &str = "unleash";

@@ -484,3 +484,64 @@ async fn no_evaluation_is_lost_across_a_server_outage() {
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(read_counts(&client, &flag, &app).await, (17, 8));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real unleash-server: scripts/unleash-server.sh start"]
+async fn a_post_on_a_connection_the_stopped_server_closed_is_not_lost() {
+    let Some(server) = server() else { return };
+    let flag = unique("mh-closed");
+    create_flags(&server, &[&flag]).await;
+    let app = unique("mh-closed-app");
+    // The recorder's client keeps one pooled connection, used by its POSTs alone; reads go
+    // through another client.
+    let writer = client(&server, &app, Duration::from_secs(3600));
+    let reader = client(&server, &app, Duration::from_secs(3600));
+    let recorder = writer
+        .start_recorder(
+            RecorderConfig::new()
+                .with_register(false)
+                .with_jitter(Duration::ZERO),
+        )
+        .unwrap();
+
+    recorder.count_many(&flag, 10, 0);
+    assert_eq!(recorder.flush().await.unwrap(), Flushed::Sent(10));
+    let sent_at = Instant::now();
+    // SIGTERM does not flush the server's 5 s buffer: wait until the first counts are stored,
+    // and until 7 s after the POST, well inside the pool's 10 s idle window.
+    expect_counts(&reader, &flag, &app, (10, 0)).await;
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(sent_at.elapsed())).await;
+
+    run_script("stop-app").await;
+    recorder.count_many(&flag, 20, 0);
+    let err = recorder.flush().await.unwrap_err();
+    let Error::Incomplete { unsent, source, .. } = &err else {
+        panic!("the bucket was not kept: {err:?}")
+    };
+    // Whether the pool saw the close before the POST (connection refused) or wrote the POST
+    // on the closed connection (closed before any answer) is a race; neither loses counts.
+    eprintln!(
+        "POST to the stopped server: {:?} ({source})",
+        source.disposition().processing
+    );
+    assert_eq!(*unsent, 20);
+    assert!(
+        source.disposition().processing.is_not_processed(),
+        "{err:?}"
+    );
+    let status = recorder.status();
+    assert_eq!(
+        (status.buckets_dropped, status.evaluations_pending),
+        (0, 20),
+        "{status:?}"
+    );
+
+    run_script("start-app").await;
+    recorder.count_many(&flag, 30, 0);
+    assert_eq!(recorder.flush().await.unwrap(), Flushed::Sent(50));
+    assert!(recorder.shutdown().await.is_complete());
+    expect_counts(&reader, &flag, &app, (60, 0)).await;
+    // And it stays exact: nothing arrives twice later.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(read_counts(&reader, &flag, &app).await, (60, 0));
+}
