@@ -1,5 +1,16 @@
 //! Read-back with an admin token: applications, flag metrics, unknown flags and the seed's
 //! legacy views, at the paths of the configured [`ServerVersion`].
+//!
+//! Every admin read fails the same ways: [`Error::Config`] without an admin token (or v3
+//! login); [`Error::Forbidden`] for a backend or frontend token ([`Diagnosis::NotAnAdminToken`]);
+//! [`Error::Unsupported`] before sending when the configured version lacks the endpoint, and
+//! with status 410 for a legacy view on 4.4+; [`Error::NotFound`] with
+//! [`Diagnosis::NoSuchEndpoint`] naming the request when the server lacks a path its
+//! configured version has (it is another version); [`Error::Decode`] for an answer without
+//! the list it is made of; transport errors.
+//!
+//! [`Diagnosis::NotAnAdminToken`]: crate::Diagnosis::NotAnAdminToken
+//! [`Diagnosis::NoSuchEndpoint`]: crate::Diagnosis::NoSuchEndpoint
 
 use metrics_core::http::{Request, Response, encode_path_segment};
 use metrics_core::reqwest::header;
@@ -141,7 +152,7 @@ struct HoursBack {
 
 impl UnleashClient {
     /// `GET /api/admin/ui-config`: asks the server for its version. Use it with
-    /// [`UnleashClientBuilder::with_server_version`] when the version is not known.
+    /// [`UnleashClientBuilder::with_server_version`](crate::UnleashClientBuilder::with_server_version) when the version is not known.
     ///
     /// # Errors
     ///
