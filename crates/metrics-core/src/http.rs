@@ -549,6 +549,33 @@ pub fn decode_json<T: DeserializeOwned>(backend: &'static str, body: &[u8]) -> R
     }
 }
 
+/// A URL as it may be shown in a `Debug` or a message: user name and password taken out,
+/// query and fragment dropped (they can carry tokens). Text that does not parse as a URL is
+/// not shown at all.
+///
+/// ```
+/// use metrics_core::http::redact_url;
+///
+/// assert_eq!(redact_url("https://user:pw@go.vumi.org/api/v1/go?access_token=t"), "https://***@go.vumi.org/api/v1/go");
+/// assert_eq!(redact_url("http://127.0.0.1:55054/v2"), "http://127.0.0.1:55054/v2");
+/// assert_eq!(redact_url("not a url with a pw"), "<not a URL>");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url.trim()) else {
+        return "<not a URL>".to_owned();
+    };
+    let had_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let shown = parsed.as_str().trim_end_matches('/').to_owned();
+    match (had_userinfo, shown.split_once("://")) {
+        (true, Some((scheme, rest))) => format!("{scheme}://***@{rest}"),
+        _ => shown,
+    }
+}
+
 /// Percent-encodes one path segment (an id, a metric name) so that `/`, `?`, `#` and
 /// spaces in it stay inside the segment.
 ///
