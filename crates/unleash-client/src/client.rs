@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use metrics_core::http::{HttpClient, Request};
+use metrics_core::http::{HttpClient, Request, redact_url};
 use metrics_core::reqwest::header::{self, HeaderName, HeaderValue};
 use metrics_core::{ClientOptions, Env, Error, Result, RetryConfig, Secret};
 
@@ -134,7 +134,7 @@ pub struct UnleashClientBuilder {
 impl fmt::Debug for UnleashClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnleashClientBuilder")
-            .field("url", &self.url.as_deref().map(redact_userinfo))
+            .field("url", &self.url.as_deref().map(redact_url))
             .field("api_token", &self.api_token.as_ref().map(|_| "***"))
             .field("admin_token", &self.admin_token.as_ref().map(|_| "***"))
             .field("admin_login", &self.admin_login.as_ref().map(|_| "***"))
@@ -637,35 +637,4 @@ fn plain(value: &str) -> Result<HeaderValue> {
             format!("`{value}` cannot be sent in an HTTP header"),
         )
     })
-}
-
-/// A URL as it may be shown: user information (`user:password@`) replaced by `***`.
-fn redact_userinfo(url: &str) -> String {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.to_owned();
-    };
-    let rest = &url[scheme_end..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{}***{}", &url[..scheme_end], &rest[at..]),
-        None => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn userinfo_is_redacted() {
-        assert_eq!(
-            redact_userinfo("https://ops:hunter2@unleash.example.com/api"),
-            "https://***@unleash.example.com/api"
-        );
-        assert_eq!(
-            redact_userinfo("http://127.0.0.1:4242/a@b"),
-            "http://127.0.0.1:4242/a@b"
-        );
-        assert_eq!(redact_userinfo("not a url"), "not a url");
-    }
 }
