@@ -625,25 +625,29 @@ impl MetricsRecorder {
             shared.closed.store(true, Ordering::SeqCst);
         }
         shared.wake.notify_one();
-        let handle = lock(&self.task.handle).take();
-        let abort = handle.as_ref().map(JoinHandle::abort_handle);
+        let mut background = lock(&self.task.handle).take();
         let work = async {
-            if let Some(handle) = handle {
-                let _ = handle.await;
+            // The background task ends after the flush it may be in the middle of.
+            if let Some(running) = background.as_mut() {
+                let _ = running.await;
+                background = None;
             }
             shared.flush().await
         };
         let budget = shared.config.shutdown_timeout;
+        let outcome = tokio::time::timeout(budget, work).await;
         let mut report = ShutdownReport::default();
-        match tokio::time::timeout(budget, work).await {
+        match outcome {
             Ok(Ok(Flushed::Sent(evaluations))) => report.sent = evaluations,
             Ok(Ok(Flushed::Deferred { .. })) => {
                 report.error = lock(&shared.state).last_error.clone();
             }
             Ok(Err(error)) => report.error = Some(error),
             Err(_) => {
-                if let Some(abort) = abort {
-                    abort.abort();
+                // Settle the background's POST as cut off, not behind this report's back.
+                if let Some(running) = background.take() {
+                    running.abort();
+                    let _ = running.await;
                 }
                 report.error = Some(shared.cut_off(budget));
             }

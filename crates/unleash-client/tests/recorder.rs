@@ -482,7 +482,15 @@ async fn server_errors_keep_only_what_the_server_did_not_take() {
 async fn kept_buckets_merge_with_the_earliest_start() {
     let emulator = UnleashEmulator::start().await.unwrap();
     emulator.add_flag("f");
-    let recorder = start(&emulator, manual());
+    // Every reading of the clock is a second later than the one before.
+    let base = Utc::now().duration_trunc(TimeDelta::seconds(1)).unwrap() - TimeDelta::minutes(5);
+    let ticks = Arc::new(Mutex::new(0i64));
+    let clock = Clock::from_fn(move || {
+        let mut ticks = ticks.lock().unwrap();
+        *ticks += 1;
+        base + TimeDelta::seconds(*ticks - 1)
+    });
+    let recorder = start(&emulator, manual().with_clock(clock));
     emulator.faults().inject_on(
         "/api/client/metrics",
         Fault::Status {
@@ -505,6 +513,10 @@ async fn kept_buckets_merge_with_the_earliest_start() {
     let body = &emulator.metric_posts()[0];
     let start = DateTime::parse_from_rfc3339(body["bucket"]["start"].as_str().unwrap()).unwrap();
     let stop = DateTime::parse_from_rfc3339(body["bucket"]["stop"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        start, base,
+        "the merged bucket keeps the first bucket's start"
+    );
     assert!(start < stop);
     assert!(recorder.shutdown().await.is_complete());
 }
@@ -670,4 +682,47 @@ async fn a_bucket_lands_in_the_hour_of_its_stop() {
         [hour, hour + TimeDelta::hours(1)]
     );
     assert!(recorder.shutdown().await.is_complete());
+}
+
+#[tokio::test]
+async fn a_background_post_cut_off_by_the_shutdown_budget_is_settled_before_the_report() {
+    let emulator = UnleashEmulator::start().await.unwrap();
+    emulator.add_flag("f");
+    let recorder = start(
+        &emulator,
+        quick(RecorderConfig::new().with_register(false))
+            .with_shutdown_timeout(Duration::from_millis(200)),
+    );
+    emulator.faults().inject_on(
+        "/api/client/metrics",
+        Fault::Delay(Duration::from_secs(2)),
+        0,
+        1,
+    );
+    recorder.count_many("f", 4, 0);
+    // The background flush (every 100 ms) is now waiting for the slow answer.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    recorder.count("f", false);
+    let report = recorder.shutdown().await;
+    assert!(
+        matches!(report.error, Some(Error::Timeout { .. })),
+        "{report:?}"
+    );
+    // The POST under way may be counted: dropped. What came after it is handed back.
+    let status = recorder.status();
+    assert_eq!(
+        (status.evaluations_dropped, status.evaluations_pending),
+        (4, 0),
+        "{status:?}"
+    );
+    let unsent = report.unsent.expect("handed back");
+    assert_eq!((unsent.toggles["f"].yes, unsent.toggles["f"].no), (0, 1));
+    // Nothing settles later behind the report's back.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = recorder.status();
+    assert_eq!(
+        (later.evaluations_sent, later.evaluations_dropped),
+        (0, 4),
+        "{later:?}"
+    );
 }
