@@ -320,11 +320,14 @@ impl ShutdownReport {
 /// | accepted (202; 204 when the server has metrics off) | delivered | after the interval; one failure forgiven |
 /// | connection refused, DNS or connect timeout (nothing sent) | **kept**, merged into the next bucket (sums, earliest start) | after `interval × (1 + failures)` (failures ≤ 10) |
 /// | connection closed before any byte of an answer, on a reused keep-alive connection | **kept** and resent: an HTTP/1.1 server answers a request it has read before it closes, so the server closed the idle connection without reading it (see [`Processing::ClosedBeforeResponse`](metrics_core::Processing::ClosedBeforeResponse)) | as above |
-/// | 429, 408, 503 with `Retry-After` | **kept** | not before `Retry-After` (≤ 300 s), nor the backoff — neither from the background nor from [`flush`](Self::flush) or [`shutdown`](Self::shutdown), which answer [`Flushed::Deferred`] with that instant instead |
+/// | 429, 408, 503 with `Retry-After` | **kept** | the background waits for the backoff and `Retry-After` (≤ 300 s); inside that window [`flush`](Self::flush) posts nothing and answers [`Flushed::Deferred`] with the instant, and [`shutdown`](Self::shutdown) hands the counts back with it |
 /// | timeout after sending, connection broken while the answer came, 500/502/504, 503 without `Retry-After` | **dropped** and logged (warn, with the count), counted in `buckets_dropped`: the server may have counted it, and resending would count it twice | as for kept |
 /// | 4xx other than 401, 403, 408, 429 (400 validation, 404 wrong URL) | **handed back**: held apart, never resent, returned by [`take_refused`](Self::take_refused) and by `shutdown`, and logged (warn) with the server's details | after the interval |
 /// | 401, 403, a TLS or configuration error | **kept**; the recorder stops (logged at error), and `flush`, `shutdown` and [`status`](Self::status) report that same error | none |
 /// | shutdown | a last flush within the shutdown budget (none inside a `Retry-After` window); whatever is not delivered is **handed back** in the [`ShutdownReport`]; a POST cut off by the budget may have been counted and is dropped and logged | none |
+///
+/// A flush the caller asks for waits for a `Retry-After`, not for the backoff: after an
+/// outage it sends at once.
 ///
 /// Why keep on a closed connection, and drop on a timeout? The SDKs differ: the Node SDK
 /// puts a bucket back on any error (a timed-out POST that the server did count is then
