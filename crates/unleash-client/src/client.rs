@@ -26,9 +26,10 @@ pub const SPEC_VERSION: &str = "5.1.9";
 /// The default metrics interval: 60 s, like the Node and Python SDKs.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Pooled connections are closed after this long idle: unleash-server's keep-alive timeout
-/// is 15 s, and a request written to a socket the server is closing fails in a way that
-/// cannot tell whether it arrived — fatal for a metrics POST, which is never resent then.
+/// Pooled connections are closed after this long idle, under unleash-server's 15 s
+/// keep-alive timeout, so that a request rarely goes out on a socket the server is closing.
+/// When one does, the connection closes before any answer and the recorder sends the counts
+/// again (see its delivery contract); the timeout saves that round trip.
 const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An async client for Unleash's client-metrics API: SDK registration and metric buckets
@@ -460,8 +461,8 @@ impl UnleashClient {
         &self.inner.instance_id
     }
 
-    /// The `unleash-connection-id` sent with every client-API request (a UUID v4, one per
-    /// client and its clones).
+    /// The `unleash-connection-id` sent with every request (a UUID v4, one per client and its
+    /// clones).
     pub fn connection_id(&self) -> &str {
         &self.inner.connection_id
     }
