@@ -726,3 +726,111 @@ async fn a_background_post_cut_off_by_the_shutdown_budget_is_settled_before_the_
         "{later:?}"
     );
 }
+
+/// How the server answers one flush in [`every_evaluation_is_accounted_for_exactly_once`].
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Accept,
+    Timeout408,
+    TooMany429,
+    Broken500,
+    Refused400,
+}
+
+impl Answer {
+    fn fault(self) -> Option<Fault> {
+        let status = match self {
+            Self::Accept => return None,
+            Self::Timeout408 => 408,
+            Self::TooMany429 => 429,
+            Self::Broken500 => 500,
+            Self::Refused400 => 400,
+        };
+        Some(Fault::Status {
+            status,
+            retry_after: None,
+            body: String::new(),
+        })
+    }
+}
+
+/// Whatever the server answers, in any order, every evaluation counted ends up in exactly
+/// one place — delivered (and counted by the server once), dropped, refused or pending —
+/// and a last accepted flush leaves nothing pending.
+#[test]
+fn every_evaluation_is_accounted_for_exactly_once() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    let answers = prop_oneof![
+        Just(Answer::Accept),
+        Just(Answer::Timeout408),
+        Just(Answer::TooMany429),
+        Just(Answer::Broken500),
+        Just(Answer::Refused400),
+    ];
+    let steps = proptest::collection::vec((0u64..20, 0u64..5, answers), 1..10);
+    let config = Config {
+        cases: 24,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner =
+        TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &[17; 32]));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runner
+        .run(&steps, |steps| {
+            runtime.block_on(check_accounting(&steps));
+            Ok(())
+        })
+        .unwrap();
+}
+
+async fn check_accounting(steps: &[(u64, u64, Answer)]) {
+    let emulator = UnleashEmulator::start().await.unwrap();
+    emulator.add_flag("f");
+    let recorder = start(&emulator, manual());
+    let mut counted = 0;
+    let accounted = |recorder: &MetricsRecorder| {
+        let status = recorder.status();
+        let (yes, no) = emulator.counts("f");
+        assert_eq!(yes + no, status.evaluations_sent, "{status:?}");
+        status.evaluations_sent
+            + status.evaluations_dropped
+            + status.evaluations_refused
+            + status.evaluations_pending
+    };
+    for &(yes, no, answer) in steps {
+        recorder.count_many("f", yes, no);
+        counted += yes + no;
+        let pending = recorder.status().evaluations_pending;
+        if let Some(fault) = answer.fault() {
+            emulator
+                .faults()
+                .inject_on("/api/client/metrics", fault, 0, 1);
+        }
+        let result = recorder.flush().await;
+        match (answer, &result) {
+            (_, Ok(Flushed::Sent(0))) => assert_eq!(pending, 0),
+            (Answer::Accept, Ok(Flushed::Sent(sent))) => assert_eq!(*sent, pending),
+            (Answer::Timeout408 | Answer::TooMany429, Err(Error::Incomplete { unsent, .. })) => {
+                assert_eq!(*unsent as u64, pending);
+            }
+            (Answer::Broken500, Err(error)) => assert_eq!(error.status(), Some(500)),
+            (Answer::Refused400, Err(error)) => assert_eq!(error.status(), Some(400)),
+            other => panic!("unexpected {other:?}"),
+        }
+        if pending == 0 {
+            // Nothing was posted; the fault is still waiting for a request.
+            emulator.faults().clear();
+        }
+        assert_eq!(accounted(&recorder), counted);
+    }
+    recorder.flush().await.unwrap();
+    assert_eq!(recorder.status().evaluations_pending, 0);
+    assert_eq!(accounted(&recorder), counted);
+    assert!(recorder.shutdown().await.unsent.is_none());
+}
