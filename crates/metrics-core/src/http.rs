@@ -837,8 +837,8 @@ impl HttpClient {
         for (name, value) in &self.inner.constant_headers {
             builder = builder.header(name, value);
         }
-        if !request.headers.is_empty() {
-            builder = builder.headers(request.headers.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
         }
         if let Some(body) = &request.body {
             // Bytes clones share the buffer: a retry does not copy the body.
@@ -848,13 +848,14 @@ impl HttpClient {
             builder = builder.timeout(timeout);
         }
 
-        let response = builder
+        let mut response = builder
             .send()
             .await
             .map_err(|e| self.send_error(e, request))?;
         let status = response.status();
         tracing::trace!(status = status.as_u16(), "response head");
-        let headers = response.headers().clone();
+        // Taken, not cloned: the body is read from the response without its headers.
+        let headers = std::mem::take(response.headers_mut());
 
         if status.is_success() {
             let body = read_body(backend, response, self.inner.max_response_bytes).await?;
