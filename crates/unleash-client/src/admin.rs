@@ -12,7 +12,9 @@
 //! [`Diagnosis::NotAnAdminToken`]: crate::Diagnosis::NotAnAdminToken
 //! [`Diagnosis::NoSuchEndpoint`]: crate::Diagnosis::NoSuchEndpoint
 
+use futures_util::TryStreamExt;
 use metrics_core::http::{Request, Response, encode_path_segment};
+use metrics_core::paginate::{Page, Paginator};
 use metrics_core::reqwest::header;
 use metrics_core::{Error, Result, Secret};
 use serde::Serialize;
@@ -195,7 +197,8 @@ impl UnleashClient {
         Ok(page_locally(all, query))
     }
 
-    /// Every application, fetching page after page on 5.10+.
+    /// Every application, fetching page after page on 5.10+ (until the server's total, an
+    /// empty page, or a server that does not advance, which is an [`Error::Decode`]).
     ///
     /// # Errors
     ///
@@ -204,22 +207,25 @@ impl UnleashClient {
         if self.inner.server_version < ServerVersion::V5_10 {
             return self.application_list(None).await;
         }
-        let mut all = Vec::new();
-        loop {
-            let page = self
-                .applications(
-                    &ApplicationsQuery::new()
-                        .with_offset(all.len() as u64)
-                        .with_limit(MAX_APPLICATIONS_PAGE),
-                )
-                .await?;
-            let got = page.applications.len();
-            all.extend(page.applications);
-            let total = page.total.unwrap_or(0);
-            if got == 0 || all.len() as u64 >= total {
-                return Ok(all);
-            }
-        }
+        Paginator::new(BACKEND)
+            .with_limit(MAX_APPLICATIONS_PAGE)
+            .stream(|offset, limit| async move {
+                let page = self
+                    .applications(
+                        &ApplicationsQuery::new()
+                            .with_offset(offset)
+                            .with_limit(limit),
+                    )
+                    .await?;
+                // 5.10+ always says the total; an answer without it is a whole list from a
+                // server that does not page, and asking again would repeat it.
+                Ok(match page.total {
+                    Some(total) => Page::new(page.applications).with_total(total),
+                    None => Page::last(page.applications),
+                })
+            })
+            .try_collect()
+            .await
     }
 
     /// The seed's `GET /api/client/applications?strategyName=X`: applications that implement

@@ -771,3 +771,54 @@ async fn a_5xx_retry_after_reaches_the_error() {
     assert!(err.to_string().contains("retry after 7s"), "{err}");
     assert_eq!(mock.calls_async().await, 1);
 }
+
+#[tokio::test]
+async fn all_applications_follows_the_pages_to_the_total() {
+    let apps = |from: usize, to: usize| {
+        let list: Vec<Value> = (from..to)
+            .map(|i| serde_json::json!({ "appName": format!("app-{i:04}") }))
+            .collect();
+        serde_json::json!({ "applications": list, "total": 1500 }).to_string()
+    };
+    let server = MockServer::start_async().await;
+    let first = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/api/admin/metrics/applications")
+                .query_param("offset", "0")
+                .query_param("limit", "1000");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(apps(0, 1000));
+        })
+        .await;
+    let second = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/api/admin/metrics/applications")
+                .query_param("offset", "1000")
+                .query_param("limit", "1000");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(apps(1000, 1500));
+        })
+        .await;
+    let all = client(&server).all_applications().await.unwrap();
+    assert_eq!(all.len(), 1500);
+    assert_eq!(all[1499].app_name, "app-1499");
+    first.assert_async().await;
+    second.assert_async().await;
+
+    // A server that answers the whole list without a total does not page: asked once.
+    let unpaged = MockServer::start_async().await;
+    let whole = unpaged
+        .mock_async(|when, then| {
+            when.method(GET).path("/api/admin/metrics/applications");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(r#"{"applications":[{"appName":"a"},{"appName":"b"}]}"#);
+        })
+        .await;
+    assert_eq!(client(&unpaged).all_applications().await.unwrap().len(), 2);
+    whole.assert_calls_async(1).await;
+}
