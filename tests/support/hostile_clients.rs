@@ -289,14 +289,14 @@ impl Client {
         }
     }
 
-    /// The client's `Debug`, and its `Display` where it has one.
+    /// The client's `Debug`, and its `Display` where it has one, one labelled line each.
     pub(crate) fn shown(&self) -> String {
         match self {
-            Self::Outline(client) => format!("{client:?}\n{client}"),
-            Self::AppOptics(client) => format!("{client:?}"),
-            Self::Unleash(client) => format!("{client:?}"),
-            Self::Coopr(client) => format!("{client:?}"),
-            Self::Vumi(client) => format!("{client:?}"),
+            Self::Outline(client) => format!("Debug: {client:?}\nDisplay: {client}"),
+            Self::AppOptics(client) => format!("Debug: {client:?}"),
+            Self::Unleash(client) => format!("Debug: {client:?}"),
+            Self::Coopr(client) => format!("Debug: {client:?}"),
+            Self::Vumi(client) => format!("Debug: {client:?}"),
         }
     }
 }
