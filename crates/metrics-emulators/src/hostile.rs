@@ -500,6 +500,8 @@ struct RawRequest {
     line: String,
     path: String,
     headers: Vec<(String, String)>,
+    /// The client asked to close the connection after the answer (`Connection: close`).
+    close: bool,
 }
 
 /// Serves requests on one connection until a fault ends it or the client closes it.
@@ -511,7 +513,13 @@ async fn serve_connection(mut conn: Conn, connection: usize, plan: &Plan, seen: 
         };
         let index = seen.requests.fetch_add(1, Ordering::SeqCst);
         let fault = plan.pick(connection, index);
+        // A fault that ended the connection has ended it its own way (a reset must stay a
+        // reset); a complete answer closes only when the client asked.
         if !answer(&mut conn, &fault, &request, seen).await {
+            return;
+        }
+        if request.close {
+            let _ = conn.shutdown().await;
             return;
         }
     }
@@ -557,6 +565,9 @@ async fn read_request(conn: &mut Conn, buffer: &mut Vec<u8>, seen: &Seen) -> Opt
         }
         buffer.extend_from_slice(&chunk[..read]);
     }
+    let close = headers.iter().any(|(name, value)| {
+        name.eq_ignore_ascii_case("connection") && value.eq_ignore_ascii_case("close")
+    });
     let raw: Vec<u8> = buffer.drain(..head_end + body_length).collect();
     seen.raw
         .lock()
@@ -566,6 +577,7 @@ async fn read_request(conn: &mut Conn, buffer: &mut Vec<u8>, seen: &Seen) -> Opt
         line,
         path,
         headers,
+        close,
     })
 }
 
@@ -882,12 +894,93 @@ mod tests {
         assert_eq!(plan.pick(3, 0), Fault::Html200);
     }
 
+    /// Sends one raw request and reads until the server closes or resets.
+    async fn exchange(server: &HostileServer, request: &str) -> (Vec<u8>, io::Result<()>) {
+        let mut stream = TcpStream::connect(server.address()).await.unwrap();
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let outcome = stream.read_to_end(&mut answer).await.map(drop);
+        (answer, outcome)
+    }
+
+    const GET: &str = "GET /s3cr3t/path?q=1 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k3n\r\nConnection: close\r\n\r\n";
+
+    #[tokio::test]
+    async fn refused_means_nothing_listens() {
+        let server = HostileServer::start(Fault::Refused).await.unwrap();
+        assert!(TcpStream::connect(server.address()).await.is_err());
+        assert_eq!(server.connections(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_echo_hands_back_every_header_and_records_the_request() {
+        let server = HostileServer::start(Fault::echo(418)).await.unwrap();
+        let (answer, _) = exchange(&server, GET).await;
+        let answer = String::from_utf8(answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 418 "), "{answer}");
+        let echo_header = answer.lines().find(|l| l.starts_with("X-Echo: ")).unwrap();
+        assert!(
+            echo_header.contains("Authorization: Bearer t0k3n"),
+            "{echo_header}"
+        );
+        assert!(
+            echo_header.contains("path /s3cr3t/path?q=1"),
+            "{echo_header}"
+        );
+        let body = answer.split("\r\n\r\n").nth(1).unwrap();
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["request"], "GET /s3cr3t/path?q=1 HTTP/1.1");
+        assert_eq!(server.received(), vec![GET.as_bytes().to_vec()]);
+        assert_eq!((server.connections(), server.requests()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_short_body_ends_early_and_a_reset_resets() {
+        let short = HostileServer::start(Fault::ShortBody).await.unwrap();
+        let (answer, outcome) = exchange(&short, GET).await;
+        assert!(outcome.is_ok());
+        let text = String::from_utf8_lossy(&answer);
+        assert!(text.contains("Content-Length: 4096"), "{text}");
+        assert_eq!(answer.len() - (find(&answer, b"\r\n\r\n").unwrap() + 4), 64);
+
+        let reset = HostileServer::start(Fault::ResetMidBody).await.unwrap();
+        let (_, outcome) = exchange(&reset, GET).await;
+        assert_eq!(outcome.unwrap_err().kind(), io::ErrorKind::ConnectionReset);
+    }
+
+    #[tokio::test]
+    async fn a_connection_script_gives_each_connection_its_fault() {
+        let server = HostileServer::builder()
+            .with_connection_script([Fault::CloseAtOnce, Fault::status(503).with_retry_after("7")])
+            .start()
+            .await
+            .unwrap();
+        let (first, _) = exchange(&server, GET).await;
+        assert!(first.is_empty());
+        for _ in 0..2 {
+            let (answer, _) = exchange(&server, GET).await;
+            let text = String::from_utf8(answer).unwrap();
+            assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+            assert!(text.contains("Retry-After: 7\r\n"), "{text}");
+        }
+        assert_eq!((server.connections(), server.requests()), (3, 3));
+    }
+
+    #[test]
+    fn the_unasked_gzip_body_is_valid_gzip() {
+        let body = gzip_stored(b"{}");
+        assert_eq!(&body[..3], &[0x1f, 0x8b, 8]);
+        assert_eq!(&body[15..17], b"{}");
+        assert_eq!(body.len(), 10 + 5 + 2 + 8);
+    }
+
     #[test]
     fn echo_keeps_header_values_sendable() {
         let request = RawRequest {
             line: "GET /s3cr3t HTTP/1.1".to_owned(),
             path: "/s3cr3t".to_owned(),
             headers: vec![("authorization".to_owned(), "Bearer \u{e9}t\"k".to_owned())],
+            close: false,
         };
         let (header, body) = echo(&request);
         assert!(header.contains("GET /s3cr3t HTTP/1.1"));
