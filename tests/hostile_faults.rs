@@ -481,3 +481,91 @@ async fn the_client_does_not_ask_for_compression() {
         );
     }
 }
+
+// --- Writes of counts -------------------------------------------------------------------
+
+/// Vumi's `fire` and Unleash's `send_metrics` push values the server adds up: resending one
+/// the server may have acted on would count it twice. Vumi's goes through the pipeline's
+/// retries, which resend it only when the server cannot have acted on it; Unleash's is never
+/// resent (its recorder keeps and merges the counts instead).
+#[tokio::test]
+async fn writes_of_counts_are_resent_only_when_the_server_did_not_act() {
+    // (fault, kind, processing, requests Vumi's fire is sent, requests Unleash's is sent)
+    let cases = [
+        (Fault::Refused, "transport", Processing::NotSent, 0, 0),
+        (
+            Fault::CloseAtOnce,
+            "transport",
+            Processing::ClosedBeforeResponse,
+            ALL_ATTEMPTS,
+            1,
+        ),
+        (Fault::NeverAnswer, "timeout", Processing::Unknown, 1, 1),
+        (Fault::ShortBody, "transport", Processing::Accepted, 1, 1),
+        (Fault::status(500), "api", Processing::Unknown, 1, 1),
+        (
+            Fault::status(503).with_retry_after("1"),
+            "api",
+            Processing::NotProcessed,
+            ALL_ATTEMPTS,
+            1,
+        ),
+        (
+            Fault::status(429),
+            "rate_limited",
+            Processing::NotProcessed,
+            ALL_ATTEMPTS,
+            1,
+        ),
+        (
+            Fault::status(429).with_retry_after("3600"),
+            "rate_limited",
+            Processing::NotProcessed,
+            1,
+            1,
+        ),
+        (Fault::echo(400), "api", Processing::Refused, 1, 1),
+    ];
+    let runs = cases
+        .iter()
+        .flat_map(|(fault, kind, processing, vumi, unleash)| {
+            [(Backend::Vumi, *vumi), (Backend::Unleash, *unleash)].map(|(backend, requests)| {
+                let fault = fault.clone();
+                async move {
+                    let name = format!("{} {}", backend.name(), fault.name());
+                    let (server, cert) = backend.serve(vec![fault]).await;
+                    let client = backend
+                        .build(
+                            &server.url(),
+                            cert.as_ref(),
+                            &Credentials::plain(),
+                            fast_retry(),
+                        )
+                        .client
+                        .map_err(|e| format!("{name}: build failed: {e}"))?;
+                    let outcome = tokio::time::timeout(HANG, client.write())
+                        .await
+                        .map_err(|_| format!("{name}: still running after {HANG:?}: a hang"))?
+                        .expect("a write call");
+                    let error = match outcome {
+                        Ok(value) => return Err(format!("{name}: succeeded with {value}")),
+                        Err(error) => error,
+                    };
+                    if (error.kind(), error.disposition().processing) != (*kind, *processing) {
+                        return Err(format!(
+                            "{name}: got {} {:?}, expected {kind} {processing:?}: {error}",
+                            error.kind(),
+                            error.disposition().processing
+                        ));
+                    }
+                    check_requests(&name, &server, requests)
+                }
+            })
+        });
+    let failures: Vec<String> = join_all(runs)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

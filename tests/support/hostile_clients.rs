@@ -278,6 +278,32 @@ impl Client {
         }
     }
 
+    /// The write call of the backends that push counts: Vumi `fire_one` (retried by the
+    /// pipeline only where the server cannot have acted on it) and Unleash `send_metrics`
+    /// (never retried). `None` for the others.
+    pub(crate) async fn write(&self) -> Option<Result<String, Error>> {
+        match self {
+            Self::Vumi(client) => Some(
+                client
+                    .fire_one("stores.hostile.requests.sum", 1.0)
+                    .await
+                    .map(|fired| format!("{fired:?}")),
+            ),
+            Self::Unleash(client) => {
+                let now = metrics_hub::chrono::Utc::now();
+                let mut bucket = unleash_client::MetricsBucket::new(now);
+                bucket.count("hostile-flag", true);
+                Some(
+                    client
+                        .send_metrics(&bucket)
+                        .await
+                        .map(|()| "sent".to_owned()),
+                )
+            }
+            _ => None,
+        }
+    }
+
     /// Every call that sends a credential the read does not: Unleash's registration (the
     /// backend token, where the read sends the admin token). `Ok` as for [`Client::read`].
     pub(crate) async fn other_calls(&self) -> Vec<Result<String, Error>> {
