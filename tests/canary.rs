@@ -30,7 +30,9 @@ fn canaries(userinfo: bool, vumi_auth: VumiAuth) -> Credentials {
         unleash_admin_token: "*:*.c4n4ry-unleash-admin-token".to_owned(),
         coopr_api_key: "c4n4ry-coopr-api-key".to_owned(),
         vumi_token: "c4n4ry-vumi-token".to_owned(),
-        vumi_user: "vumi-user".to_owned(),
+        // The pipeline treats a Basic user name as a secret too; a canary here makes the
+        // start of the base64 pair secret from its first character.
+        vumi_user: "c4n4ry-vumi-user".to_owned(),
         vumi_password: "c4n4ry-vumi-password".to_owned(),
         vumi_auth,
         userinfo_password: userinfo.then(|| "c4n4ry-userinfo-password".to_owned()),
@@ -40,7 +42,7 @@ fn canaries(userinfo: bool, vumi_auth: VumiAuth) -> Credentials {
 /// Every form a canary can travel in, with what it is: each secret verbatim, the base64
 /// of each Basic `user:password` pair that holds one, and last the bare marker, for a
 /// secret in a form not listed.
-fn forms(credentials: &Credentials) -> Vec<(String, &'static str)> {
+fn forms(credentials: &Credentials) -> Vec<(String, String)> {
     let mut forms = vec![
         (credentials.outline_path.clone(), "the Outline secret path"),
         (credentials.appoptics_token.clone(), "the AppOptics token"),
@@ -72,7 +74,20 @@ fn forms(credentials: &Credentials) -> Vec<(String, &'static str)> {
             "the URL userinfo password in base64 Basic credentials",
         ));
     }
-    forms.push((MARK.to_owned(), "a canary in another form"));
+    // An error that quotes the start of a body cuts it after a few dozen characters: the
+    // start of a secret is a leak too. Every raw canary starts with or holds the marker; a
+    // base64 form is looked for by its first twelve characters as well.
+    let starts: Vec<(String, String)> = forms
+        .iter()
+        .filter(|(_, what)| what.contains("base64"))
+        .map(|(form, what)| (form[..12].to_owned(), format!("the start of {what}")))
+        .collect();
+    let mut forms: Vec<(String, String)> = forms
+        .into_iter()
+        .map(|(form, what)| (form, what.to_owned()))
+        .collect();
+    forms.extend(starts);
+    forms.push((MARK.to_owned(), "a canary in another form".to_owned()));
     forms
 }
 
@@ -175,6 +190,11 @@ fn faults(elsewhere: &HostileServer) -> Vec<Fault> {
         .into_iter()
         .map(Fault::echo)
         .collect();
+    faults.extend(
+        [200, 400, 500]
+            .into_iter()
+            .map(|status| Fault::EchoText { status }),
+    );
     faults.extend([
         Fault::Refused,
         Fault::CloseAtOnce,
@@ -236,7 +256,8 @@ async fn exercise(
             }
         }
     }
-    let received = matches!(fault, Fault::Echo { .. }).then(|| server.received_text());
+    let received = matches!(fault, Fault::Echo { .. } | Fault::EchoText { .. })
+        .then(|| server.received_text());
     (shown, received)
 }
 
@@ -308,7 +329,7 @@ async fn canary(backend: Backend, layouts: &[Credentials]) {
 struct Leaks(std::collections::BTreeMap<String, (Vec<String>, String)>);
 
 impl Leaks {
-    fn check(&mut self, context: &str, fault: &str, line: &str, forms: &[(String, &'static str)]) {
+    fn check(&mut self, context: &str, fault: &str, line: &str, forms: &[(String, String)]) {
         let mut found = false;
         for (form, what) in forms {
             let Some(at) = line.find(form.as_str()) else {

@@ -114,6 +114,12 @@ pub enum Fault {
         /// The status.
         status: u16,
     },
+    /// Like [`Fault::Echo`], with the request echoed as plain text (the request line, then
+    /// one header a line), the way a debugging endpoint or a text error page shows it.
+    EchoText {
+        /// The status.
+        status: u16,
+    },
 }
 
 impl Fault {
@@ -175,6 +181,7 @@ impl Fault {
                 None => format!("status_{status}"),
             },
             Self::Echo { status } => format!("echo_{status}"),
+            Self::EchoText { status } => format!("echo_text_{status}"),
         }
     }
 }
@@ -761,6 +768,21 @@ async fn answer(conn: &mut Conn, fault: &Fault, request: &RawRequest, seen: &See
                 *status,
                 "Echo",
                 &[("Content-Type", "application/json"), ("X-Echo", &header)],
+                body.as_bytes(),
+            )
+            .await
+        }
+        Fault::EchoText { status } => {
+            let (header, _) = echo(request);
+            let mut body = format!("{}\n", request.line);
+            for (name, value) in &request.headers {
+                body.push_str(&format!("{name}: {value}\n"));
+            }
+            write_response(
+                conn,
+                *status,
+                "Echo",
+                &[("Content-Type", "text/plain"), ("X-Echo", &header)],
                 body.as_bytes(),
             )
             .await
