@@ -10,6 +10,7 @@ use metrics_core::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
 
 use crate::BACKEND;
+use crate::decode::decode;
 use crate::model::{FiredMetric, MetricName, MetricsData, MetricsQuery};
 
 /// The server's default `max_response_size`: the most data points one query may ask for.
@@ -114,7 +115,10 @@ impl VumiClient {
                 request.with_query(name, value)
             });
         let response = self.inner.http.send(self.with_owner(request)).await?;
-        MetricsData::from_json(response.body(), &query.metrics())
+        Ok(MetricsData::in_order(
+            decode(response.body())?,
+            &query.metrics(),
+        ))
     }
 
     /// `POST <prefix>/metrics/`: fires one value per metric. The confirmations come back in

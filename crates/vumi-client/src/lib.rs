@@ -47,6 +47,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+mod decode;
 mod model;
 pub mod source;
 pub mod time;
