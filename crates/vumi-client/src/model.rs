@@ -585,9 +585,19 @@ pub struct DataPoint {
     /// The bucket's start (the server sends milliseconds since the epoch as `x`).
     #[serde(rename = "x", with = "chrono::serde::ts_milliseconds")]
     pub time: DateTime<Utc>,
-    /// The value (`y`); `None` only with [`Nulls::Keep`] for an empty bucket.
-    #[serde(rename = "y")]
+    /// The value (`y`); `None` only with [`Nulls::Keep`] for an empty bucket. The field
+    /// itself is required: a point without `y` is a decode error, not a `None`.
+    #[serde(rename = "y", deserialize_with = "required_nullable")]
     pub value: Option<f64>,
+}
+
+/// `Option<f64>` without serde's reading of a missing field as `None` (which a
+/// `deserialize_with` turns off): `"y": null` is an empty bucket, no `y` at all is a body of
+/// another shape.
+fn required_nullable<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<f64>, D::Error> {
+    Option::<f64>::deserialize(deserializer)
 }
 
 /// The wire form of a `GET` answer: metric name → points.
@@ -721,6 +731,12 @@ mod tests {
                 "stores.a.b.last[0].x",
             ),
             (br#"{"stores.a.b.last":[{"y":2}]}"#, "stores.a.b.last[0]"),
+            // Not a point with a null value: a point of another shape.
+            (br#"{"stores.a.b.last":[{"x":1}]}"#, "stores.a.b.last[0]"),
+            (
+                br#"{"stores.a.b.last":[{"x": 1, "z": null}]}"#,
+                "stores.a.b.last[0]",
+            ),
             (br#"{"stores.a.b.last":null}"#, "stores.a.b.last"),
             (b"<html>", ""),
         ] {

@@ -838,3 +838,56 @@ fn builder_validation() {
         );
     }
 }
+
+/// A 200 whose body has another shape is an `Error::Decode`, never an empty or partial
+/// success: a point without `y` is not a `null` one, an object without points is not an
+/// empty answer, and confirmations must be a list of complete entries.
+#[tokio::test]
+async fn answers_of_another_shape_are_decode_errors() {
+    let emulator = VumiEmulator::start().await.unwrap();
+    let client = client(&emulator);
+    let query = MetricsQuery::new().with_metric("stores.a.b.last");
+    for (body, path) in [
+        (
+            r#"{"stores.a.b.last": [{"x": 1000}]}"#,
+            "stores.a.b.last[0]",
+        ),
+        (r#"{"stores.a.b.last": [{"y": 1.0}]}"#, "stores.a.b.last[0]"),
+        (r#"{"stores.a.b.last": {}}"#, "stores.a.b.last"),
+        (r#"{"stores.a.b.last": null}"#, "stores.a.b.last"),
+        (r#"{"reason": "OK", "status_code": 200}"#, "reason"),
+        ("[]", ""),
+        ("null", ""),
+    ] {
+        emulator.faults().inject(
+            Fault::Status {
+                status: 200,
+                retry_after: None,
+                body: body.to_owned(),
+            },
+            1,
+        );
+        let error = client.query(&query).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Decode { path: p, .. } if p == path),
+            "{body}: {error:?}"
+        );
+    }
+    for body in [
+        "{}",
+        "[]",
+        r#"[{"name": "stores.a.b.sum", "value": 1.0}]"#,
+        r#"{"stores.a.b.sum": 1.0}"#,
+    ] {
+        emulator.faults().inject(
+            Fault::Status {
+                status: 200,
+                retry_after: None,
+                body: body.to_owned(),
+            },
+            1,
+        );
+        let error = client.fire([("stores.a.b.sum", 1.0)]).await.unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }), "{body}: {error:?}");
+    }
+}
