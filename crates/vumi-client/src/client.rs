@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use metrics_core::http::{ErrorBody, HttpClient, Request, body_snippet, default_error_body};
+use metrics_core::http::{
+    ErrorBody, HttpClient, Request, Response, body_snippet, default_error_body,
+};
 use metrics_core::reqwest::StatusCode;
 use metrics_core::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
@@ -97,7 +99,14 @@ impl VumiClient {
         self.inner.http.redacted_base_url()
     }
 
-    /// `GET <prefix>/metrics/`: the summarized series of the query's metrics.
+    /// `GET <prefix>/metrics/`: the summarized series of the query's metrics, in the order
+    /// asked for.
+    ///
+    /// A long list of metrics is split over several requests, one after the other: at most
+    /// 50 metrics each (the server pastes every metric into one graphite URL, and graphite
+    /// fails on long ones), and as few as the size limit ([`VumiClientBuilder::with_max_points`])
+    /// needs, since the server counts points × metrics per request. The answers are merged
+    /// in request order. The first failing request fails the query.
     ///
     /// # Errors
     ///
@@ -108,17 +117,18 @@ impl VumiClient {
     /// backend` when graphite failed); [`Error::Decode`], [`Error::Timeout`],
     /// [`Error::Transport`].
     pub async fn query(&self, query: &MetricsQuery) -> Result<MetricsData> {
-        let params = query.to_params(self.inner.max_points)?;
-        let request = params
-            .into_iter()
-            .fold(Request::get(METRICS_PATH), |request, (name, value)| {
-                request.with_query(name, value)
-            });
-        let response = self.inner.http.send(self.with_owner(request)).await?;
-        Ok(MetricsData::in_order(
-            decode(response.body())?,
-            &query.metrics(),
-        ))
+        let requests = query.requests(self.inner.max_points)?;
+        let mut series = Vec::new();
+        for params in requests {
+            let request = params
+                .into_iter()
+                .fold(Request::get(METRICS_PATH), |request, (name, value)| {
+                    request.with_query(name, value)
+                });
+            let response = self.send(request).await?;
+            series.extend(decode(response.body())?);
+        }
+        Ok(MetricsData::in_order(series, &query.metrics()))
     }
 
     /// `POST <prefix>/metrics/`: fires one value per metric. The confirmations come back in
@@ -169,8 +179,8 @@ impl VumiClient {
             }
             names.push(name);
         }
-        let request = self.with_owner(Request::post(METRICS_PATH).with_json(BACKEND, &body)?);
-        let response = self.inner.http.send(request).await.map_err(|error| {
+        let request = Request::post(METRICS_PATH).with_json(BACKEND, &body)?;
+        let response = self.send(request).await.map_err(|error| {
             if error.status() == Some(405) {
                 Error::unsupported(
                     BACKEND,
@@ -229,11 +239,13 @@ impl VumiClient {
         }
     }
 
-    fn with_owner(&self, request: Request) -> Request {
-        match &self.inner.owner {
+    /// Sends an API request with the owner header.
+    async fn send(&self, request: Request) -> Result<Response> {
+        let request = match &self.inner.owner {
             Some(owner) => request.with_header(OWNER_HEADER, owner.clone()),
             None => request,
-        }
+        };
+        self.inner.http.send(request).await
     }
 }
 

@@ -476,25 +476,45 @@ impl MetricsQuery {
         self.align_to_from
     }
 
-    /// Checks everything the server would answer with an error, in the server's order: the
-    /// times and interval (HTTP 500 on the server), the size limit `max_points` (HTTP 400;
-    /// `None` skips it), then the metric names (HTTP 400). Also rejects a `from` equal to
-    /// `until` when both are exact instants, which graphite refuses as an empty range
-    /// (HTTP 500).
+    /// Checks everything [`VumiClient::query`](crate::VumiClient::query) would refuse, in
+    /// the server's order: the times and interval (HTTP 500 on the server), the size limit
+    /// `max_points` (HTTP 400; `None` skips it), then the metric names (HTTP 400). Also
+    /// rejects a `from` equal to `until` when both are exact instants, which graphite
+    /// refuses as an empty range (HTTP 500).
+    ///
+    /// The size is checked as `query` sends the query: split over as many requests as the
+    /// limit and the URL length need (see [`VumiClient::query`](crate::VumiClient::query)),
+    /// so only a range too long for one metric on its own fails. [`to_params`](Self::to_params)
+    /// checks the query as one request.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidInput`] saying what is wrong.
     pub fn validate(&self, max_points: Option<u64>) -> Result<()> {
-        self.to_params(max_points).map(|_| ())
+        self.requests(max_points).map(|_| ())
     }
 
-    /// The query parameters, in order, after [`MetricsQuery::validate`]'s checks.
+    /// The query parameters of the query sent as one request, in order, after
+    /// [`MetricsQuery::validate`]'s checks, with the size limit applied to all the metrics
+    /// at once, as the server counts them.
     ///
     /// # Errors
     ///
-    /// As [`MetricsQuery::validate`].
+    /// As [`MetricsQuery::validate`], and [`Error::InvalidInput`] when all the metrics
+    /// together ask for more points than `max_points`.
     pub fn to_params(&self, max_points: Option<u64>) -> Result<Vec<(String, String)>> {
+        let mut requests = self.split(max_points, Split::Never)?;
+        Ok(requests.pop().unwrap_or_default())
+    }
+
+    /// The parameters of each request [`VumiClient::query`](crate::VumiClient::query) sends:
+    /// the metrics in order, [`metrics_per_request`] at a time, each request with the other
+    /// parameters.
+    pub(crate) fn requests(&self, max_points: Option<u64>) -> Result<Vec<Vec<(String, String)>>> {
+        self.split(max_points, Split::AsNeeded)
+    }
+
+    fn split(&self, max_points: Option<u64>, split: Split) -> Result<Vec<Vec<(String, String)>>> {
         let from = field("from", self.from.as_ref())?;
         let until = field("until", self.until.as_ref())?;
         let interval = field("interval", self.interval.as_ref())?;
@@ -538,22 +558,34 @@ impl MetricsQuery {
                 }
             }
         }
-        let count = metrics.len();
+        let per_metric = predicted_points(
+            &effective_from,
+            &effective_until,
+            effective_interval,
+            1,
+            now,
+        )
+        .unwrap_or(u128::MAX);
+        let per_request = match split {
+            Split::Never => metrics.len().max(1),
+            Split::AsNeeded => metrics_per_request(per_metric, max_points),
+        };
         if let Some(max) = max_points {
-            let points = predicted_points(
-                &effective_from,
-                &effective_until,
-                effective_interval,
-                count,
-                now,
-            )
-            .unwrap_or(u128::MAX);
+            // The server counts a request without metrics as one metric.
+            let largest = metrics.len().clamp(1, per_request);
+            let points = per_metric.saturating_mul(u128::try_from(largest).unwrap_or(u128::MAX));
             if points > u128::from(max) {
+                let hint = match split {
+                    Split::Never => {
+                        "narrow the time range, widen the interval or query fewer metrics at once"
+                    }
+                    Split::AsNeeded => {
+                        "narrow the time range or widen the interval (one metric alone asks for that many)"
+                    }
+                };
                 return Err(Error::invalid_input(
                     BACKEND,
-                    format!(
-                        "{points} data points requested, maximum allowed is {max}; narrow the time range, widen the interval or query fewer metrics at once"
-                    ),
+                    format!("{points} data points requested, maximum allowed is {max}; {hint}"),
                 ));
             }
         }
@@ -561,13 +593,10 @@ impl MetricsQuery {
             return Err(error.into());
         }
 
-        let mut params: Vec<(String, String)> = metrics
-            .iter()
-            .map(|m| ("m".to_owned(), m.as_str().to_owned()))
-            .collect();
+        let mut shared: Vec<(String, String)> = Vec::new();
         let mut push = |name: &str, value: Option<String>| {
             if let Some(value) = value {
-                params.push((name.to_owned(), value));
+                shared.push((name.to_owned(), value));
             }
         };
         push("from", from.map(|t| t.to_string()));
@@ -575,8 +604,50 @@ impl MetricsQuery {
         push("interval", interval.map(|i| i.to_string()));
         push("align_to_from", self.align_to_from.map(|a| a.to_string()));
         push("nulls", self.nulls.map(|n| n.as_str().to_owned()));
-        Ok(params)
+        let request = |chunk: &[&MetricName]| -> Vec<(String, String)> {
+            chunk
+                .iter()
+                .map(|m| ("m".to_owned(), m.as_str().to_owned()))
+                .chain(shared.iter().cloned())
+                .collect()
+        };
+        if metrics.is_empty() {
+            return Ok(vec![request(&[])]);
+        }
+        Ok(metrics.chunks(per_request).map(request).collect())
     }
+}
+
+/// Whether [`MetricsQuery::split`] may split the metrics over several requests.
+#[derive(Clone, Copy)]
+enum Split {
+    /// One request, whatever its size (what [`MetricsQuery::to_params`] describes).
+    Never,
+    /// As many requests as [`metrics_per_request`] needs.
+    AsNeeded,
+}
+
+/// The most metrics one request carries, whatever the size limit allows. The server pastes
+/// each metric into the graphite URL twice; at about 140 metrics graphite answers an error
+/// (the server's HTTP 500), and long URLs fail at proxies well before that.
+pub(crate) const MAX_METRICS_PER_REQUEST: usize = 50;
+
+/// How many metrics go into one request when each asks for `points_per_metric` points: as
+/// many as fit the size limit (the server counts points × metrics), at least one, at most
+/// [`MAX_METRICS_PER_REQUEST`]. The one splitting rule of [`VumiClient::query`] (and so of
+/// [`MetricsSource::collect`](metrics_core::MetricsSource::collect)).
+///
+/// [`VumiClient::query`]: crate::VumiClient::query
+pub(crate) fn metrics_per_request(points_per_metric: u128, max_points: Option<u64>) -> usize {
+    let fit = match max_points {
+        None => u128::MAX,
+        Some(max) => u128::from(max)
+            .checked_div(points_per_metric)
+            .unwrap_or(u128::MAX),
+    };
+    usize::try_from(fit)
+        .unwrap_or(usize::MAX)
+        .clamp(1, MAX_METRICS_PER_REQUEST)
 }
 
 /// One summarized bucket.
