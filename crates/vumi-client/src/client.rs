@@ -61,6 +61,7 @@ pub struct VumiClient {
 
 struct Inner {
     http: HttpClient,
+    credentials: Credentials,
     owner: Option<HeaderValue>,
     max_points: Option<u64>,
     metrics: Vec<MetricName>,
@@ -112,10 +113,10 @@ impl VumiClient {
     ///
     /// [`Error::InvalidInput`] before any request for everything
     /// [`MetricsQuery::validate`] checks; [`Error::Unauthenticated`] /
-    /// [`Error::Forbidden`] for rejected credentials; [`Error::Api`] with the server's
-    /// `reason` for other statuses (500 `Got error response interacting with metrics
-    /// backend` when graphite failed); [`Error::Decode`], [`Error::Timeout`],
-    /// [`Error::Transport`].
+    /// [`Error::Forbidden`] for rejected or missing credentials, naming the setting that
+    /// fixes them; [`Error::Api`] with the server's `reason` for other statuses (500 `Got
+    /// error response interacting with metrics backend` when graphite failed);
+    /// [`Error::Decode`], [`Error::Timeout`], [`Error::Transport`].
     pub async fn query(&self, query: &MetricsQuery) -> Result<MetricsData> {
         let requests = query.requests(self.inner.max_points)?;
         let mut series = Vec::new();
@@ -239,13 +240,89 @@ impl VumiClient {
         }
     }
 
-    /// Sends an API request with the owner header.
+    /// Sends an API request with the owner header, and names the setting that fixes a
+    /// rejection.
     async fn send(&self, request: Request) -> Result<Response> {
         let request = match &self.inner.owner {
             Some(owner) => request.with_header(OWNER_HEADER, owner.clone()),
             None => request,
         };
-        self.inner.http.send(request).await
+        self.inner.http.send(request).await.map_err(|error| {
+            explain_rejection(error, self.inner.credentials, self.inner.owner.is_some())
+        })
+    }
+}
+
+/// The credentials a client sends, as far as explaining a rejection needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Credentials {
+    Anonymous,
+    Token,
+    Basic,
+}
+
+/// Adds to a 401 or 403 the setting that fixes it, from the server's reason and what this
+/// client sent (the server's reason alone does not say: its 401 `Unauthorized` means "no
+/// owner" to a server reading `X-Owner-ID` and "no token" to one behind an auth bouncer).
+fn explain_rejection(mut error: Error, credentials: Credentials, owner: bool) -> Error {
+    let hint = match &error {
+        Error::Unauthenticated { message, .. } => {
+            Some(unauthenticated_hint(message, credentials, owner))
+        }
+        Error::Forbidden { .. } if credentials == Credentials::Token => Some(
+            "the server's auth bouncer does not know the token set with with_token (VUMI_TOKEN)",
+        ),
+        _ => None,
+    };
+    if let (Some(hint), Error::Unauthenticated { message, .. } | Error::Forbidden { message, .. }) =
+        (hint, &mut error)
+    {
+        message.push_str("; ");
+        message.push_str(hint);
+    }
+    error
+}
+
+/// What fixes a 401 with the server's `reason`, given what was sent.
+fn unauthenticated_hint(reason: &str, credentials: Credentials, owner: bool) -> &'static str {
+    use Credentials::{Anonymous, Basic, Token};
+    match (reason, credentials, owner) {
+        // go-metrics-api: no owner found (it reads X-Owner-ID), or its auth bouncer found no
+        // token. With HTTP Basic the owner is checked first.
+        ("Unauthorized", Anonymous, false) => {
+            "the server found no account owner: no X-Owner-ID was sent; set the owner with with_owner_id (VUMI_OWNER_ID), or, for a server behind an auth bouncer, a token with with_token (VUMI_TOKEN)"
+        }
+        ("Unauthorized", Basic, false) => {
+            "the server checks HTTP Basic only after it has the account owner, and no X-Owner-ID was sent: set the owner with with_owner_id (VUMI_OWNER_ID)"
+        }
+        ("Unauthorized", Token, false) => {
+            "the server found no account owner: if it reads X-Owner-ID, set the owner with with_owner_id (VUMI_OWNER_ID); if it has an auth bouncer, the bouncer rejected the token set with with_token (VUMI_TOKEN)"
+        }
+        ("Unauthorized", Token, true) => {
+            "the server's auth bouncer rejected the token set with with_token (VUMI_TOKEN)"
+        }
+        ("Unauthorized", _, true) => {
+            "the server has an auth bouncer, which ignores X-Owner-ID and wants a Bearer token: set it with with_token (VUMI_TOKEN)"
+        }
+        ("Authentication Required", Token, _) => {
+            "the server uses HTTP Basic, not a Bearer token: set with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) instead of with_token (VUMI_TOKEN)"
+        }
+        ("Authentication Required", ..) => {
+            "the server uses HTTP Basic: set the user and password with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD)"
+        }
+        ("Authentication Failed" | "Invalid Authorization header", Basic, _) => {
+            "the user or password set with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) is wrong"
+        }
+        ("Invalid Authorization header", ..) => {
+            "the server reads HTTP Basic credentials: set them with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD)"
+        }
+        (_, Token, _) => "the token set with with_token (VUMI_TOKEN) was rejected",
+        (_, Basic, _) => {
+            "the user or password set with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) was rejected"
+        }
+        (_, Anonymous, _) => {
+            "the server wants credentials: a token with with_token (VUMI_TOKEN), or HTTP Basic with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) and the owner with with_owner_id (VUMI_OWNER_ID)"
+        }
     }
 }
 
@@ -574,6 +651,11 @@ impl VumiClientBuilder {
             (None, Some(username), Some(password)) => Auth::Basic { username, password },
             (None, _, _) => Auth::None,
         };
+        let credentials = match &auth {
+            Auth::Bearer(_) => Credentials::Token,
+            Auth::Basic { .. } => Credentials::Basic,
+            _ => Credentials::Anonymous,
+        };
         let owner = match self.owner_id {
             Some(owner) => {
                 let mut value = HeaderValue::from_str(owner.expose()).map_err(|_| {
@@ -609,6 +691,7 @@ impl VumiClientBuilder {
         Ok(VumiClient {
             inner: Arc::new(Inner {
                 http,
+                credentials,
                 owner,
                 max_points: self.max_points,
                 metrics,
@@ -663,6 +746,67 @@ mod tests {
                 "{vars:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_rejection_names_the_setting_that_fixes_it() {
+        let reasons = [
+            "Unauthorized",
+            "Authentication Required",
+            "Authentication Failed",
+            "Invalid Authorization header",
+            "OAuth2 required.",
+        ];
+        for reason in reasons {
+            for credentials in [
+                Credentials::Anonymous,
+                Credentials::Token,
+                Credentials::Basic,
+            ] {
+                for owner in [false, true] {
+                    let error = explain_rejection(
+                        Error::api(BACKEND, 401, None, reason),
+                        credentials,
+                        owner,
+                    );
+                    let Error::Unauthenticated { message, .. } = &error else {
+                        panic!("{error:?}");
+                    };
+                    assert!(message.starts_with(&format!("{reason}; ")), "{message}");
+                    assert!(
+                        message.contains("with_") && message.contains("(VUMI_"),
+                        "{reason}, {credentials:?}, owner {owner}: {message}"
+                    );
+                }
+            }
+        }
+        // The owner-header server's answer to a client without an owner.
+        let error = explain_rejection(
+            Error::api(BACKEND, 401, None, "Unauthorized"),
+            Credentials::Anonymous,
+            false,
+        );
+        assert!(error.to_string().contains("X-Owner-ID"), "{error}");
+        assert!(error.to_string().contains("with_owner_id (VUMI_OWNER_ID)"));
+        // A bouncer's 403 for an unknown token.
+        let error = explain_rejection(
+            Error::api(BACKEND, 403, None, "Forbidden"),
+            Credentials::Token,
+            false,
+        );
+        assert!(
+            error.to_string().contains("with_token (VUMI_TOKEN)"),
+            "{error}"
+        );
+        // Other errors are left as they are.
+        let error = explain_rejection(
+            Error::api(BACKEND, 500, None, "Failed to fire metrics."),
+            Credentials::Token,
+            false,
+        );
+        assert!(
+            matches!(error, Error::Api { ref message, .. } if message == "Failed to fire metrics.")
+        );
     }
 
     #[test]

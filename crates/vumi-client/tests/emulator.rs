@@ -420,10 +420,14 @@ async fn bearer_tokens_through_an_auth_bouncer() {
     let data = build(Some(TOKEN)).query(&query).await.unwrap();
     assert_eq!(data.len(), 1);
     let error = build(Some("nope")).query(&query).await.unwrap_err();
-    assert!(matches!(error, Error::Forbidden { ref message, .. } if message == "Forbidden"));
+    assert!(
+        matches!(error, Error::Forbidden { ref message, .. } if message.starts_with("Forbidden; ") && message.contains("with_token")),
+        "{error}"
+    );
     let error = build(None).query(&query).await.unwrap_err();
     assert!(
-        matches!(error, Error::Unauthenticated { ref message, .. } if message == "Unauthorized")
+        matches!(error, Error::Unauthenticated { ref message, .. } if message.starts_with("Unauthorized; ") && message.contains("with_token (VUMI_TOKEN)")),
+        "{error}"
     );
     let header = emulator.requests().requests()[0]
         .header("authorization")
@@ -452,16 +456,22 @@ async fn basic_auth_with_the_owner_header() {
         builder.build().unwrap()
     };
     build(Some(PASSWORD), true).query(&query).await.unwrap();
-    for (password, owner, reason) in [
-        (Some("wrong"), true, "Authentication Failed"),
-        (None, true, "Authentication Required"),
-        (Some(PASSWORD), false, "Unauthorized"),
+    for (password, owner, reason, setting) in [
+        (
+            Some("wrong"),
+            true,
+            "Authentication Failed",
+            "with_basic_auth",
+        ),
+        (None, true, "Authentication Required", "with_basic_auth"),
+        (Some(PASSWORD), false, "Unauthorized", "with_owner_id"),
     ] {
         let error = build(password, owner).query(&query).await.unwrap_err();
         let Error::Unauthenticated { message, .. } = &error else {
             panic!("{error:?}");
         };
-        assert_eq!(message, reason);
+        assert!(message.starts_with(&format!("{reason}; ")), "{message}");
+        assert!(message.contains(setting), "{message}");
     }
     // A Bearer token is another scheme: Basic is still required.
     let bearer = VumiClient::builder()
@@ -472,12 +482,13 @@ async fn basic_auth_with_the_owner_header() {
         .unwrap();
     let error = bearer.query(&query).await.unwrap_err();
     assert!(
-        matches!(error, Error::Unauthenticated { ref message, .. } if message == "Authentication Required")
+        matches!(error, Error::Unauthenticated { ref message, .. } if message.starts_with("Authentication Required; ") && message.contains("instead of with_token")),
+        "{error}"
     );
 }
 
 #[tokio::test]
-async fn missing_owner_header_is_unauthenticated() {
+async fn missing_owner_header_is_unauthenticated_and_names_the_setting() {
     let emulator = VumiEmulator::start().await.unwrap();
     let client = VumiClient::builder()
         .with_base_url(emulator.api_url())
@@ -489,6 +500,14 @@ async fn missing_owner_header_is_unauthenticated() {
         .unwrap_err();
     assert!(matches!(error, Error::Unauthenticated { .. }), "{error:?}");
     assert_eq!(error.status(), Some(401));
+    // The server says only `Unauthorized`; the client says what to set.
+    let shown = error.to_string();
+    for setting in ["X-Owner-ID", "with_owner_id", "VUMI_OWNER_ID"] {
+        assert!(shown.contains(setting), "{shown}");
+    }
+    // Firing needs the owner just the same.
+    let error = client.fire([("stores.a.b.sum", 1.0)]).await.unwrap_err();
+    assert!(error.to_string().contains("with_owner_id"), "{error}");
 }
 
 #[tokio::test]
