@@ -138,8 +138,35 @@ impl VumiClient {
     /// The server validates every entry before publishing any (all or nothing), and queues
     /// them for Vumi's aggregators rather than storing them: a value can be read back only
     /// after they wrote it to graphite, and on a server with auto-prefixing on (the default)
-    /// not at all (go-metrics-api issue 21). The request is never retried once it may have
-    /// reached the server, since a second `sum` or `avg` value would count twice.
+    /// not at all (go-metrics-api issue 21).
+    ///
+    /// # Delivery
+    ///
+    /// The server aggregates the values (`sum`, `avg`, …), so a request it may already
+    /// have acted on is never sent again: a second copy could count twice. Each call ends
+    /// confirmed or with an error; on the way, the client resends only what certainly
+    /// never reached the server or was refused unprocessed, within the [`RetryConfig`]'s
+    /// `max_retries` and `retry_timeout`, and sends nothing in the background:
+    ///
+    /// | outcome | resent by the client | handed back | may the server have counted it? |
+    /// |---|---|---|---|
+    /// | accepted (200) | — | the confirmations | yes, once |
+    /// | refused connection (nothing sent) | yes, with backoff | [`Error::Transport`] once retries run out | no |
+    /// | TLS handshake failed | no | [`Error::Tls`] | no |
+    /// | connection closed on a reused socket before any response | only if none of the request was written (the connection pool then sends it on a new connection) | [`Error::Transport`] | yes, once some of it was written: it is not resent |
+    /// | timeout after sending | no | [`Error::Timeout`] | yes |
+    /// | 4xx other than 408 and 429 (400 invalid entry, 401, 403, 404, 405) | no | the mapped error ([`Error::Api`], [`Error::Unauthenticated`], [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unsupported`]) | no: the server validates every entry before publishing any |
+    /// | 429 | yes, after `Retry-After` or the backoff (the server said it did not act) | [`Error::RateLimited`] once retries run out, or at once when `Retry-After` asks for longer than `retry_timeout` | no |
+    /// | 408, 5xx | no | [`Error::Api`] with the status | yes (500 `Failed to fire metrics.` may come after publishing) |
+    /// | 200 whose body cannot be read or does not confirm the names sent | no | [`Error::Transport`], [`Error::BodyTooLarge`], [`Error::Decode`] | yes: the server accepted them |
+    ///
+    /// Nothing is kept or resent after `fire` returns, and nothing is dropped silently: the
+    /// values not confirmed are those of a call that returned an error. The client keeps no
+    /// copy of them, so a caller that may resend keeps its own (`fire` takes any iterator,
+    /// for example over a borrowed slice), and resends only where the table says the server
+    /// cannot have counted them, or where a double count does no harm (`last`, `max`,
+    /// `min`). Dropping the future mid-request (shutdown, a caller's own timeout) is a
+    /// timeout after sending: the values may or may not have been counted.
     ///
     /// # Errors
     ///
