@@ -3,9 +3,10 @@
 //! [`decode`] reads the shape servers write,
 //! `{"<name>": [{"x": <ms>, "y": <number or null>}, …], …}`, with a one-pass scanner
 //! ([`scan`]) and leaves everything else to serde ([`with_serde`]), which also words the
-//! errors. The scanner earns its place by speed (see the measurement in the tests of this
-//! module) and is held to serde's result, bit for bit, by the property tests in
-//! `decode/props.rs`.
+//! errors. The scanner earns its place by speed: about 3.4 times the serde path's on a
+//! 1 000-point answer and 4 times on a 100 000-point one, where `sonic-rs` and `simd-json`
+//! into the same types are no faster than serde (`decode/bench.rs`, run in release mode).
+//! The property tests in `decode/props.rs` hold it to serde's result, bit for bit.
 //!
 //! What the scanner guarantees:
 //! - it accepts nothing serde refuses, and what it accepts it reads as serde does: numbers are
