@@ -416,6 +416,11 @@ impl UnleashClientBuilder {
             .with_options(&options)
             .with_retry(self.retry.unwrap_or_default())
             .with_error_body_parser(unleash_error_body);
+        // The tokens go in per request (client or admin API), not as the client's `Auth`:
+        // register them so the pipeline scrubs them from anything a server echoes.
+        for token in [&api_token, &admin_token].into_iter().flatten() {
+            http = http.with_secret(token);
+        }
         for (name, value) in identification {
             if !value.is_empty() {
                 http = http.with_constant_header(HeaderName::from_static(name), plain(&value)?);

@@ -5,11 +5,11 @@ use std::fmt;
 use std::sync::Arc;
 
 use metrics_core::http::{
-    ErrorBody, HttpClient, Request, Response, body_snippet, default_error_body,
+    ErrorBody, HttpClient, Request, Response, body_snippet, default_error_body, redact_url,
 };
 use metrics_core::reqwest::StatusCode;
 use metrics_core::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
+use metrics_core::{Auth, ClientOptions, Env, Error, Result, RetryConfig, Secret};
 
 use crate::BACKEND;
 use crate::decode::decode;
@@ -127,7 +127,7 @@ impl VumiClient {
                     request.with_query(name, value)
                 });
             let response = self.send(request).await?;
-            series.extend(decode(response.body())?);
+            series.extend(response.decode(decode)?);
         }
         Ok(MetricsData::in_order(series, &query.metrics()))
     }
@@ -481,7 +481,7 @@ impl Default for VumiClientBuilder {
 impl fmt::Debug for VumiClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VumiClientBuilder")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(redact_url))
             .field("token", &self.token)
             .field("username", &self.username)
             .field("password", &self.password)
@@ -503,12 +503,22 @@ impl VumiClientBuilder {
     /// Reads the `VUMI_*` environment variables (see the type's documentation). Invalid
     /// values are reported by [`build`](Self::build).
     pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_env_with(&Env::process())
     }
 
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    /// Like [`from_env`](Self::from_env), reading the variables from `env`.
+    ///
+    /// ```
+    /// use metrics_core::Env;
+    /// use vumi_client::VumiClientBuilder;
+    ///
+    /// let env = Env::from_pairs([("VUMI_URL", "https://go.vumi.org/api/v1/go"), ("VUMI_TOKEN", "t0k3n")]);
+    /// let client = VumiClientBuilder::from_env_with(&env).build().unwrap();
+    /// assert!(!format!("{client:?}").contains("t0k3n"));
+    /// ```
+    pub fn from_env_with(env: &Env) -> Self {
         let mut builder = Self::default();
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = |name: &str| env.get(name);
         if let Some(url) = get("VUMI_URL") {
             builder = builder.with_base_url(url);
         }
@@ -733,7 +743,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        VumiClientBuilder::from_lookup(move |name| vars.get(name).cloned())
+        VumiClientBuilder::from_env_with(&Env::from_fn(move |name| vars.get(name).cloned()))
     }
 
     #[test]
