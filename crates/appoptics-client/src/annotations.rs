@@ -106,7 +106,7 @@ impl AppOpticsClient {
         params: &ListParams,
     ) -> Result<Page<AnnotationStream>> {
         params.validate()?;
-        self.get_json(params.apply(Request::get("annotations"), None))
+        self.get_json(params.request("annotations", None, None)?)
             .await
     }
 

@@ -540,8 +540,7 @@ impl AppOpticsClient {
     /// [`Error::InvalidInput`] for a page length outside 1..=100; any request error.
     pub async fn list_metrics(&self, params: &ListParams) -> Result<Page<Metric>> {
         params.validate()?;
-        self.get_json(params.apply(Request::get("metrics"), None))
-            .await
+        self.get_json(params.request("metrics", None, None)?).await
     }
 
     /// Every metric matching `params`, following the pages until `found` is reached.
