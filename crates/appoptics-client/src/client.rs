@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::BACKEND;
 use crate::error::{
-    CODE_PARTIAL_FAILURE, CODE_RATE_LIMITED, RateLimits, errors_present, parse_error_body,
-    render_errors,
+    AppOpticsError, AppOpticsErrorKind, RateLimits, errors_present, parse_error_body,
+    partial_failure, partial_failure_code, render_errors,
 };
 use crate::model::{Metric, MetricSelector, MetricSpec, MetricType, Page, Tags};
 use crate::pagination::{ListParams, paginate};
@@ -56,6 +56,67 @@ impl Sanitizer {
     }
 }
 
+/// What the client does to tag values before using them: the tag-value counterpart of
+/// [`Sanitizer`], off by default like it.
+///
+/// A tag value the API would refuse (an axum route template `/work/{ms}`, a user agent)
+/// otherwise fails every request that carries it with [`Error::InvalidInput`]. The
+/// sanitizer runs on connection, queue and measurement tags, before validation; never on
+/// the tag filters of a read, which are patterns.
+///
+/// ```
+/// use appoptics_client::{AppOpticsClient, Measurement, TagSanitizer};
+///
+/// let client = AppOpticsClient::builder()
+///     .with_token("t")
+///     .with_tag_sanitizer(TagSanitizer::TagValue)
+///     .build()?;
+/// let m = client.resolve_measurement(Measurement::new("latency", 3.0).with_tag("route", "/work/{ms}"))?;
+/// assert_eq!(m.tags().unwrap()["route"], "/work/-ms-");
+/// # Ok::<_, metrics_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub enum TagSanitizer {
+    /// Values are used as given (and rejected if invalid). The default.
+    #[default]
+    NoOp,
+    /// [`sanitize_tag_value`](crate::validate::sanitize_tag_value): runs of invalid
+    /// characters become `-`, then the first 255 characters are kept.
+    TagValue,
+    /// Your own function.
+    Custom(fn(&str) -> String),
+}
+
+impl TagSanitizer {
+    /// Applies the sanitizer to one value.
+    pub fn apply(&self, value: &str) -> String {
+        match self {
+            Self::NoOp => value.to_owned(),
+            Self::TagValue => crate::validate::sanitize_tag_value(value),
+            Self::Custom(function) => function(value),
+        }
+    }
+
+    /// The tags with every value sanitized; `None` when nothing changes (so that a shared
+    /// map stays shared).
+    pub(crate) fn apply_to(&self, tags: &Tags) -> Option<Tags> {
+        if matches!(self, Self::NoOp) {
+            return None;
+        }
+        let mut changed = false;
+        let clean: Tags = tags
+            .iter()
+            .map(|(name, value)| {
+                let clean = self.apply(value);
+                changed |= clean != *value;
+                (name.clone(), clean)
+            })
+            .collect();
+        changed.then_some(clean)
+    }
+}
+
 /// Builds an [`AppOpticsClient`].
 ///
 /// ```
@@ -77,6 +138,7 @@ pub struct AppOpticsClientBuilder {
     base_url: String,
     tags: Tags,
     sanitizer: Sanitizer,
+    tag_sanitizer: TagSanitizer,
     timeout: Option<Duration>,
     options: Option<ClientOptions>,
     retry: RetryConfig,
@@ -91,6 +153,7 @@ impl fmt::Debug for AppOpticsClientBuilder {
             .field("base_url", &self.base_url)
             .field("tags", &self.tags)
             .field("sanitizer", &self.sanitizer)
+            .field("tag_sanitizer", &self.tag_sanitizer)
             .field("timeout", &self.timeout)
             .field("options", &self.options)
             .field("retry", &self.retry)
@@ -106,6 +169,7 @@ impl Default for AppOpticsClientBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
             tags: Tags::new(),
             sanitizer: Sanitizer::NoOp,
+            tag_sanitizer: TagSanitizer::NoOp,
             timeout: None,
             options: None,
             retry: RetryConfig::default(),
@@ -213,6 +277,12 @@ impl AppOpticsClientBuilder {
         self
     }
 
+    /// Sets the tag-value sanitizer (default none: invalid values are refused).
+    pub fn with_tag_sanitizer(mut self, sanitizer: TagSanitizer) -> Self {
+        self.tag_sanitizer = sanitizer;
+        self
+    }
+
     /// Sets the request timeout (default 10 s). Wins over the timeout of
     /// [`with_client_options`](Self::with_client_options).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
@@ -272,7 +342,8 @@ impl AppOpticsClientBuilder {
                 "the API token must be printable ASCII (AppOptics tokens are hexadecimal)",
             ));
         }
-        crate::validate::tags(&self.tags).map_err(|e| {
+        let tags = self.tag_sanitizer.apply_to(&self.tags).unwrap_or(self.tags);
+        crate::validate::tags(&tags).map_err(|e| {
             Error::config(BACKEND, format!("connection tags: {}", inner_message(&e)))
         })?;
         let mut source_metrics = Vec::with_capacity(self.source_metrics.len());
@@ -309,8 +380,9 @@ impl AppOpticsClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 base_path,
-                inherited: Arc::new(self.tags),
+                inherited: Arc::new(tags),
                 sanitizer: self.sanitizer,
+                tag_sanitizer: self.tag_sanitizer,
                 source_metrics,
                 rate_limits: Arc::new(Mutex::new(RateLimits::default())),
             }),
@@ -355,6 +427,7 @@ pub(crate) struct Inner {
     /// The connection tags, shared with queued measurements that inherit them.
     pub(crate) inherited: Arc<Tags>,
     pub(crate) sanitizer: Sanitizer,
+    pub(crate) tag_sanitizer: TagSanitizer,
     pub(crate) source_metrics: Vec<String>,
     rate_limits: Arc<Mutex<RateLimits>>,
 }
@@ -365,6 +438,7 @@ impl fmt::Debug for AppOpticsClient {
             .field("http", &self.inner.http)
             .field("tags", &self.inner.inherited)
             .field("sanitizer", &self.inner.sanitizer)
+            .field("tag_sanitizer", &self.inner.tag_sanitizer)
             .field("source_metrics", &self.inner.source_metrics)
             .finish_non_exhaustive()
     }
@@ -388,6 +462,7 @@ impl AppOpticsClient {
     ///
     /// [`Error::InvalidInput`] for an invalid tag.
     pub fn with_tags(&self, tags: Tags) -> Result<Self> {
+        let tags = self.sanitize_tags(tags);
         crate::validate::tags(&tags)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -395,6 +470,7 @@ impl AppOpticsClient {
                 base_path: self.inner.base_path.clone(),
                 inherited: Arc::new(tags),
                 sanitizer: self.inner.sanitizer,
+                tag_sanitizer: self.inner.tag_sanitizer,
                 source_metrics: self.inner.source_metrics.clone(),
                 rate_limits: Arc::clone(&self.inner.rate_limits),
             }),
@@ -424,6 +500,11 @@ impl AppOpticsClient {
     /// The metric name after the configured sanitizer.
     pub fn sanitize(&self, name: &str) -> String {
         self.inner.sanitizer.apply(name)
+    }
+
+    /// The tags after the configured tag-value sanitizer.
+    pub fn sanitize_tags(&self, tags: Tags) -> Tags {
+        self.inner.tag_sanitizer.apply_to(&tags).unwrap_or(tags)
     }
 
     /// Starts building a batching [`MeasurementQueue`](crate::MeasurementQueue).
@@ -457,18 +538,7 @@ impl AppOpticsClient {
                 }
                 Ok(response)
             }
-            Err(Error::Forbidden {
-                backend,
-                code: Some(code),
-                message,
-                detail,
-            }) if code == CODE_RATE_LIMITED => Err(Error::RateLimited {
-                backend,
-                retry_after: None,
-                code: Some(code),
-                message,
-                detail,
-            }),
+            Err(error @ Error::Forbidden { .. }) => Err(account_rate_limit(error)),
             Err(error) => Err(error),
         }
     }
@@ -701,6 +771,34 @@ impl AppOpticsClient {
     }
 }
 
+/// The 403 the API sends when the whole account is rate limited is a rate limit: reported
+/// as [`Error::RateLimited`], with the wait its rate-limit headers give. Any other 403 is
+/// returned as it is.
+fn account_rate_limit(error: Error) -> Error {
+    let Some(detail) = AppOpticsError::of(&error)
+        .filter(|d| d.kind == AppOpticsErrorKind::AccountRateLimited)
+        .cloned()
+    else {
+        return error;
+    };
+    let Error::Forbidden {
+        backend,
+        code,
+        message,
+        ..
+    } = error
+    else {
+        return error;
+    };
+    Error::RateLimited {
+        backend,
+        retry_after: detail.rate_limit_reset(),
+        code,
+        message,
+        detail: Some(Arc::new(detail)),
+    }
+}
+
 fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
@@ -719,12 +817,12 @@ fn check_success_body(response: &Response) -> Result<()> {
             backend: BACKEND,
             status: response.status().as_u16(),
             retry_after: None,
-            code: Some(CODE_PARTIAL_FAILURE.to_owned()),
+            code: Some(partial_failure_code()),
             message: format!(
                 "the server accepted the request but reported errors: {}",
                 render_errors(errors)
             ),
-            detail: None,
+            detail: Some(Arc::new(partial_failure(errors, response.headers()))),
         }),
         _ => Ok(()),
     }

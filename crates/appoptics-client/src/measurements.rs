@@ -400,7 +400,12 @@ impl AppOpticsClient {
         if !matches!(self.inner.sanitizer, crate::Sanitizer::NoOp) {
             measurement.name = Arc::from(self.sanitize(&measurement.name));
         }
-        let measurement = measurement.resolve_tags(inherited);
+        let mut measurement = measurement.resolve_tags(inherited);
+        if let Some(tags) = measurement.tags.as_deref()
+            && let Some(clean) = self.inner.tag_sanitizer.apply_to(tags)
+        {
+            measurement.tags = Some(Arc::new(clean));
+        }
         measurement.validate()?;
         Ok(measurement)
     }
