@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::Stream;
 use metrics_core::http::{HttpClient, Request, Response, encode_path_segment};
 use metrics_core::reqwest::{StatusCode, Url};
-use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
+use metrics_core::{Auth, ClientOptions, Env, Error, Result, RetryConfig, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -150,7 +150,7 @@ impl fmt::Debug for AppOpticsClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppOpticsClientBuilder")
             .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_userinfo(&self.base_url))
             .field("tags", &self.tags)
             .field("sanitizer", &self.sanitizer)
             .field("tag_sanitizer", &self.tag_sanitizer)
@@ -197,52 +197,51 @@ impl AppOpticsClientBuilder {
     ///
     /// A malformed value is reported by `build()` as [`Error::Config`].
     pub fn from_env() -> Self {
-        Self::from_env_with(|name| std::env::var(name).ok())
+        Self::from_env_with(&Env::process())
     }
 
-    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests and
+    /// Like [`from_env`](Self::from_env), reading the variables from `env` (for tests, and
     /// for configuration that is not in the process environment).
-    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    ///
+    /// ```
+    /// use metrics_core::Env;
+    /// use appoptics_client::AppOpticsClientBuilder;
+    ///
+    /// let env = Env::from_pairs([("APPOPTICS_TOKEN", "0123abcd"), ("APPOPTICS_TAGS", "service=api")]);
+    /// let client = AppOpticsClientBuilder::from_env_with(&env).build()?;
+    /// assert_eq!(client.tags()["service"], "api");
+    /// # Ok::<_, metrics_core::Error>(())
+    /// ```
+    pub fn from_env_with(env: &Env) -> Self {
         let mut builder = Self::new();
-        if let Some(token) = lookup("APPOPTICS_TOKEN") {
-            builder = builder.with_token(token);
+        if let Some(token) = env.secret("APPOPTICS_TOKEN") {
+            builder.token = Some(token);
         }
-        if let Some(url) = lookup("APPOPTICS_BASE_URL").filter(|u| !u.trim().is_empty()) {
-            builder = builder.with_base_url(url.trim());
+        if let Some(url) = env.get("APPOPTICS_BASE_URL") {
+            builder = builder.with_base_url(url);
         }
-        if let Some(timeout) = lookup("APPOPTICS_TIMEOUT").filter(|t| !t.trim().is_empty()) {
-            match timeout.trim().parse::<f64>() {
-                Ok(secs) if secs.is_finite() && secs > 0.0 => {
-                    builder = builder.with_timeout(Duration::from_secs_f64(secs));
+        match env.seconds(BACKEND, "APPOPTICS_TIMEOUT") {
+            Ok(Some(timeout)) if !timeout.is_zero() => builder = builder.with_timeout(timeout),
+            Ok(Some(_)) => builder
+                .env_errors
+                .push("APPOPTICS_TIMEOUT must be more than 0 seconds".to_owned()),
+            Ok(None) => {}
+            Err(error) => builder.env_errors.push(inner_message(&error)),
+        }
+        for pair in env.list("APPOPTICS_TAGS") {
+            match pair.split_once('=') {
+                Some((name, value)) => {
+                    builder
+                        .tags
+                        .insert(name.trim().to_owned(), value.trim().to_owned());
                 }
-                _ => builder.env_errors.push(format!(
-                    "APPOPTICS_TIMEOUT `{timeout}` is not a positive number of seconds"
-                )),
+                // The entry is not quoted: a misplaced credential must not end up in an error.
+                None => builder
+                    .env_errors
+                    .push("APPOPTICS_TAGS has an entry that is not name=value".to_owned()),
             }
         }
-        if let Some(tags) = lookup("APPOPTICS_TAGS").filter(|t| !t.trim().is_empty()) {
-            for pair in tags.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                match pair.split_once('=') {
-                    Some((name, value)) => {
-                        builder
-                            .tags
-                            .insert(name.trim().to_owned(), value.trim().to_owned());
-                    }
-                    None => builder
-                        .env_errors
-                        .push(format!("APPOPTICS_TAGS entry `{pair}` is not name=value")),
-                }
-            }
-        }
-        if let Some(metrics) = lookup("APPOPTICS_METRICS") {
-            builder.source_metrics.extend(
-                metrics
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned),
-            );
-        }
+        builder.source_metrics.extend(env.list("APPOPTICS_METRICS"));
         builder
     }
 
@@ -387,6 +386,21 @@ impl AppOpticsClientBuilder {
                 rate_limits: Arc::new(Mutex::new(RateLimits::default())),
             }),
         })
+    }
+}
+
+/// `url` with any user and password (`https://user:PW@host`) shown as `***`: the pipeline
+/// moves them into Basic auth, but the builder holds the URL as it was given.
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &url[scheme_end + at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -825,5 +839,44 @@ fn check_success_body(response: &Response) -> Result<()> {
             detail: Some(Arc::new(partial_failure(errors, response.headers()))),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before, the builder's `Debug` showed the base URL as given, password included.
+    #[test]
+    fn the_builder_never_shows_url_credentials() {
+        let builder = AppOpticsClient::builder()
+            .with_token("tok-SECRET")
+            .with_base_url("http://user:PW-SECRET@127.0.0.1:9/v1");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("http://***@127.0.0.1:9/v1"), "{shown}");
+        assert_eq!(
+            redact_userinfo("https://api.appoptics.com/v1"),
+            "https://api.appoptics.com/v1"
+        );
+        assert_eq!(
+            redact_userinfo("https://a@b@host/x@y"),
+            "https://***@host/x@y"
+        );
+        assert_eq!(redact_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn the_environment_is_read_through_env() {
+        let env = Env::from_pairs([("APPOPTICS_TOKEN", " key "), ("APPOPTICS_TIMEOUT", "0")]);
+        let err = AppOpticsClientBuilder::from_env_with(&env)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("APPOPTICS_TIMEOUT"), "{err}");
+        let env = Env::from_pairs([("APPOPTICS_TOKEN", "key"), ("APPOPTICS_TAGS", "secret-ish")]);
+        let err = AppOpticsClientBuilder::from_env_with(&env)
+            .build()
+            .unwrap_err();
+        assert!(!err.to_string().contains("secret-ish"), "{err}");
     }
 }

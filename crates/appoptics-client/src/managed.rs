@@ -383,7 +383,7 @@ impl ManagedQueue {
     /// As [`MeasurementQueue::submit`].
     pub async fn flush(&self) -> Result<SubmitReport> {
         let outcome = self.shared.submit().await;
-        self.shared.account(&outcome);
+        self.shared.account(&outcome, outcome.handed_back.len());
         outcome.into_result()
     }
 
@@ -456,12 +456,12 @@ impl Shared {
         self.queue.submit_outcome().await
     }
 
-    /// Takes in what a submission came to.
-    fn account(&self, outcome: &SubmitOutcome) {
+    /// Takes in what a submission came to (`rejected`: how many it handed back).
+    fn account(&self, outcome: &SubmitOutcome, rejected: usize) {
         self.sent
             .fetch_add(outcome.report.measurements as u64, Ordering::Relaxed);
         let mut state = lock(&self.state);
-        state.rejected += outcome.handed_back.len() as u64;
+        state.rejected += rejected as u64;
         state.dropped_unknown += outcome.dropped as u64;
         let error = outcome
             .kept_error
@@ -521,8 +521,11 @@ impl Shared {
     /// background send has no caller to return them to).
     async fn send_in_background(&self) {
         let mut outcome = self.submit().await;
-        self.account(&outcome);
-        self.hold_rejected(std::mem::take(&mut outcome.handed_back));
+        // Held before they are counted, so that a caller who sees the count finds them.
+        let rejected = std::mem::take(&mut outcome.handed_back);
+        let count = rejected.len();
+        self.hold_rejected(rejected);
+        self.account(&outcome, count);
     }
 
     /// Sends until the queue is empty, the server keeps failing past the deadline, or the
