@@ -82,7 +82,7 @@
 //! | 5xx (500, 502, 503, 504) | unknown, backoff | as a timeout | backoff |
 //! | 503 with `Retry-After` | not processed, after the wait | kept in order | not before the wait |
 //! | 429 (and the 403 account rate limit) | not processed, after the wait read from `X-Librato-RateLimit-*` | kept; no more chunks this round | not before the limit resets |
-//! | 401, 403 | not processed, never | kept (the data is safe; fix the token); no more chunks this round | backoff, reported in [`ManagedStatus::last_error`] |
+//! | 401, 403, TLS handshake failure | not processed / not sent, never | kept (the data is safe; fix the token or the TLS setup); no more chunks this round | backoff, reported in [`ManagedStatus::last_error`]; handed back at shutdown |
 //! | 400, 404, 413, 415, 422, other 4xx | refused, never | **handed back**: out of the queue, inside the error ([`RejectedMeasurements`]), or held for [`ManagedQueue::take_rejected`] after a background send; logged at WARN | after the interval |
 //! | 2xx reporting `errors`, 501 | unknown, never | handed back: sending again could only get the same answer | after the interval |
 //! | queue full ([`QueueBuilder::with_capacity`]) | — | the **oldest** measurements dropped, counted ([`ManagedStatus::dropped_full`]) and logged | — |
