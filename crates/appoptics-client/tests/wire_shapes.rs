@@ -160,3 +160,32 @@ fn nested_lists_are_required() {
         serde_json::from_str(empty_page).unwrap();
     assert!(page.items.is_empty());
 }
+
+/// The account-wide limit comes as a 403 with `request_time`: it is a rate limit, and its
+/// wait is read from the rate-limit headers (before, `retry_after()` was `None`).
+#[tokio::test]
+async fn an_account_rate_limit_says_how_long_to_wait() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v1/metrics");
+            then.status(403)
+                .header("content-type", "application/json")
+                .header("x-librato-ratelimit-std", "limit=300,remaining=0,reset=42")
+                .body(r#"{"request_time":1467306906,"error":"You have hit the API limit"}"#);
+        })
+        .await;
+    let err = client(&server)
+        .list_metrics(&ListParams::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RateLimited { .. }), "{err:?}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(42)));
+    assert!(err.disposition().may_resend(false));
+    let detail = appoptics_client::error::AppOpticsError::of(&err).unwrap();
+    assert_eq!(
+        detail.kind,
+        appoptics_client::error::AppOpticsErrorKind::AccountRateLimited
+    );
+    assert_eq!(detail.rate_limit_reset(), Some(Duration::from_secs(42)));
+}
