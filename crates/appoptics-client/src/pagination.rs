@@ -3,7 +3,7 @@
 //! List routes take `offset`, `length` (at most 100), `orderby`, `sort` and usually a `name`
 //! substring filter, and answer with `query: {found, length, offset, total}`. The `list_all_*`
 //! methods follow the pages as a [`Stream`] with the core's
-//! [`Paginator`](metrics_core::Paginator): the next offset is the offset the server says it
+//! [`Paginator`]: the next offset is the offset the server says it
 //! served plus the items received, and the stream ends when the offset reaches `found` (not
 //! `total`, which counts everything the account has and would keep asking for empty pages),
 //! when a page is empty, or when the server sends no `query` (then its answer is the only

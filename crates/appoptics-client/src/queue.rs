@@ -9,7 +9,7 @@
 //! # What happens to a chunk
 //!
 //! Every chunk of a submission is held by a guard until its fate is decided, and its fate is
-//! read from the failure's [`Disposition`](metrics_core::Disposition) — the one place that
+//! read from the failure's [`Disposition`] — the one place that
 //! decides what a failure means — never from the queue's own reading of statuses:
 //!
 //! | the post's outcome | disposition | the chunk |
