@@ -3,10 +3,14 @@
 //! keys on the right server, the Unleash counts read back exactly, the JSON view tells two
 //! Outline servers apart and lists every source.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use metrics_emulators::outline::OutlineEmulator;
+use metrics_emulators::unleash::UnleashEmulator;
+use metrics_hub::chrono::Utc;
 use metrics_hub::outline::OutlineClient;
+use metrics_hub::unleash::UnleashClient;
 use metrics_hub::{Aggregator, MetricsSource, Query};
 
 #[allow(
@@ -16,6 +20,14 @@ use metrics_hub::{Aggregator, MetricsSource, Query};
 )]
 #[path = "../examples/outline_quota_alert.rs"]
 mod outline_quota_alert;
+
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's `main` is not called here"
+)]
+#[path = "../examples/unleash_counting.rs"]
+mod unleash_counting;
 
 const GB: u64 = 1_000_000_000;
 
@@ -146,4 +158,72 @@ async fn an_aggregator_from_a_vec_of_arcs_of_a_client() {
     let (_other, other) = outline_server(&[], None).await;
     let shared: Vec<Arc<dyn MetricsSource>> = vec![Arc::new(other)];
     assert_eq!(Aggregator::new(shared).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unleash_counts_from_many_tasks_read_back_exactly() {
+    let unleash = UnleashEmulator::start().await.unwrap();
+    for flag in unleash_counting::FLAGS {
+        unleash.add_flag(flag);
+    }
+    // Another application's counts on the same flag are not ours to read back.
+    unleash.seed_metrics(
+        "new-checkout",
+        "search-api",
+        "development",
+        Utc::now(),
+        7,
+        3,
+        &[],
+    );
+    let client = UnleashClient::builder()
+        .with_url(unleash.base_url())
+        .with_api_token(UnleashEmulator::CLIENT_TOKEN)
+        .with_admin_token(UnleashEmulator::ADMIN_TOKEN)
+        .with_app_name("checkout-web")
+        .build()
+        .unwrap();
+
+    let counting = unleash_counting::count_and_read_back(&client, 8, 1_000)
+        .await
+        .unwrap();
+
+    // What the eight tasks evaluated, worked out by hand from the example's request mix.
+    let tally = |yes: u64, no: u64, variants: &[(&str, u64)]| unleash_counting::Tally {
+        yes,
+        no,
+        variants: variants
+            .iter()
+            .map(|(v, n)| ((*v).to_owned(), *n))
+            .collect(),
+    };
+    let expected: BTreeMap<String, unleash_counting::Tally> = [
+        ("new-checkout", tally(6_000, 2_000, &[])),
+        ("dark-mode", tally(2_672, 5_328, &[])),
+        (
+            "button-color",
+            tally(
+                7_200,
+                800,
+                &[("blue", 3_200), ("disabled", 800), ("green", 4_000)],
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(flag, tally)| (flag.to_owned(), tally))
+    .collect();
+    assert_eq!(counting.counted, expected);
+    assert_eq!(counting.total(), 24_000);
+    assert_eq!(counting.evaluations_sent, 24_000);
+
+    // The admin API's read-back equals the counts exactly, and so do the server's books.
+    assert_eq!(counting.read_back, counting.counted);
+    for (flag, counted) in &counting.counted {
+        assert_eq!(
+            unleash.counts_where(flag, Some("checkout-web"), None),
+            (counted.yes, counted.no),
+            "{flag}"
+        );
+    }
+    assert_eq!(unleash.counts("new-checkout"), (6_007, 2_003));
 }
