@@ -29,6 +29,14 @@ mod outline_quota_alert;
 #[path = "../examples/unleash_counting.rs"]
 mod unleash_counting;
 
+#[allow(
+    dead_code,
+    unreachable_pub,
+    reason = "the example's `main` is not called here"
+)]
+#[path = "../examples/json_view.rs"]
+mod json_view;
+
 const GB: u64 = 1_000_000_000;
 
 /// An Outline emulator whose keys `0`, `1`, … have these own limits and transfers, and
@@ -226,4 +234,109 @@ async fn unleash_counts_from_many_tasks_read_back_exactly() {
         );
     }
     assert_eq!(unleash.counts("new-checkout"), (6_007, 2_003));
+}
+
+/// `(source, access_key_id)` → bytes of every Outline transfer series in the JSON view.
+fn outline_transfer(doc: &serde_json::Value) -> BTreeMap<(String, String), f64> {
+    doc["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "outline_access_key_bytes_transferred")
+        .map(|s| {
+            let label = |name: &str| s["labels"][name].as_str().unwrap().to_owned();
+            let value = s["points"][0]["value"].as_f64().unwrap();
+            ((label("source"), label("access_key_id")), value)
+        })
+        .collect()
+}
+
+/// The `sources` list of the JSON view: name and series count (`None` for a failed source).
+fn listed_sources(doc: &serde_json::Value) -> Vec<(String, Option<u64>)> {
+    doc["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["source"].as_str().unwrap().to_owned(),
+                s["series"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_view_tells_two_outline_servers_apart_and_lists_every_source() {
+    let (_emulators, sources) = json_view::emulated().await.unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&json_view::json_view(sources).await.unwrap()).unwrap();
+
+    assert_eq!(doc["failures"], serde_json::json!([]), "{doc:#}");
+    let listed = listed_sources(&doc);
+    let names: Vec<&str> = listed.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["outline-eu", "outline-us", "coopr", "vumi"]);
+
+    // Keys 0 and 1 exist on both servers; the source label keeps them apart.
+    let expected: BTreeMap<(String, String), f64> = [
+        ("outline-eu", "0", 2_150_000_000.0),
+        ("outline-eu", "1", 734_003_200.0),
+        ("outline-eu", "2", 15_728_640.0),
+        ("outline-us", "0", 98_304.0),
+        ("outline-us", "1", 5_000_000.0),
+    ]
+    .into_iter()
+    .map(|(source, id, bytes)| ((source.to_owned(), id.to_owned()), bytes))
+    .collect();
+    assert_eq!(outline_transfer(&doc), expected);
+
+    // Every series names its source, and each source's count is its series in the view.
+    let series = doc["series"].as_array().unwrap();
+    for (name, count) in &listed {
+        let labelled = series
+            .iter()
+            .filter(|s| s["labels"]["source"] == name.as_str())
+            .count();
+        assert!(labelled > 0, "no series from {name}");
+        assert_eq!(*count, Some(labelled as u64), "{name}");
+    }
+    assert_eq!(
+        listed.iter().map(|(_, count)| count.unwrap()).sum::<u64>(),
+        series.len() as u64
+    );
+    let vumi_values: Vec<f64> = series
+        .iter()
+        .filter(|s| s["labels"]["source"] == "vumi")
+        .filter_map(|s| s["points"].as_array()?.last()?["value"].as_f64())
+        .collect();
+    assert_eq!(vumi_values, [42.0, 187.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_json_view_names_a_failed_outline_server_and_keeps_the_others() {
+    let (mut emulators, sources) = json_view::emulated().await.unwrap();
+    let us_endpoint = sources.outline_us.endpoint().to_owned();
+    emulators.outline_us.stop();
+    let doc: serde_json::Value =
+        serde_json::from_str(&json_view::json_view(sources).await.unwrap()).unwrap();
+
+    let failures = doc["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{doc:#}");
+    assert_eq!(failures[0]["source"], "outline-us");
+    assert_eq!(failures[0]["backend"], "outline");
+    assert_eq!(failures[0]["endpoint"], us_endpoint.as_str());
+    let listed = listed_sources(&doc);
+    assert_eq!(listed.len(), 4);
+    assert_eq!(listed[1], ("outline-us".to_owned(), None));
+    assert!(
+        listed
+            .iter()
+            .all(|(name, count)| name == "outline-us" || count.is_some())
+    );
+    assert!(
+        outline_transfer(&doc)
+            .keys()
+            .all(|(source, _)| source == "outline-eu")
+    );
+    assert_eq!(outline_transfer(&doc).len(), 3);
 }
