@@ -47,10 +47,9 @@ use crate::source::{MetricsSource, MetricsSourceExt};
 /// # }
 /// ```
 ///
-/// `Aggregator::new` takes `Arc<dyn MetricsSource>` items; a `vec![Arc::new(client)]` is a
-/// `Vec<Arc<Client>>` and does not convert, so write
-/// `vec![Arc::new(client) as Arc<dyn MetricsSource>]` or use
-/// [`with_source`](Self::with_source).
+/// [`Aggregator::new`] takes any collection of shared sources: `vec![Arc::new(client)]`, a
+/// `Vec<Arc<dyn MetricsSource>>`, boxed trait objects, or sources of different types mixed
+/// as trait objects (see [`SharedSource`]).
 ///
 /// # Telling sources apart
 ///
@@ -152,15 +151,46 @@ impl Aggregator {
     pub const DEFAULT_SOURCE_LABEL: &'static str = "source";
 
     /// An aggregator over these sources, each named by its backend (and not labelled).
-    pub fn new(sources: impl IntoIterator<Item = Arc<dyn MetricsSource>>) -> Self {
+    ///
+    /// The items are anything that converts into a [`SharedSource`]: `Arc<Client>`,
+    /// `Arc<dyn MetricsSource>`, `Box<Client>` or `Box<dyn MetricsSource>`. Sources of
+    /// different types go into one collection as trait objects.
+    ///
+    /// ```
+    /// # #[derive(Debug)] struct OutlineClient;
+    /// # #[metrics_core::async_trait]
+    /// # impl metrics_core::MetricsSource for OutlineClient {
+    /// #     fn backend(&self) -> &'static str { "outline" }
+    /// #     async fn collect(&self, _: &metrics_core::Query) -> metrics_core::Result<Vec<metrics_core::Series>> { Ok(vec![]) }
+    /// # }
+    /// # let client = OutlineClient;
+    /// # let other = OutlineClient;
+    /// use std::sync::Arc;
+    /// use metrics_core::{Aggregator, MetricsSource};
+    ///
+    /// let aggregator = Aggregator::new(vec![Arc::new(client)]);
+    /// assert_eq!(aggregator.len(), 1);
+    ///
+    /// let shared: Vec<Arc<dyn MetricsSource>> = vec![Arc::new(other)];
+    /// assert_eq!(Aggregator::new(shared).len(), 1);
+    /// ```
+    ///
+    /// An empty literal (`Aggregator::new([])`, `Aggregator::new(Vec::new())`) leaves the
+    /// item type open and does not compile: start from [`Aggregator::default`] instead.
+    pub fn new<I, S>(sources: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<SharedSource>,
+    {
         let mut aggregator = Self::default();
-        aggregator
-            .sources
-            .extend(sources.into_iter().map(|source| NamedSource {
+        aggregator.sources.extend(sources.into_iter().map(|source| {
+            let SharedSource(source) = source.into();
+            NamedSource {
                 name: source.backend().to_owned(),
                 labelled: false,
                 source,
-            }));
+            }
+        }));
         aggregator
     }
 
@@ -318,6 +348,70 @@ impl Aggregator {
     }
 }
 
+/// A source as [`Aggregator::new`] holds it: one `Arc<dyn MetricsSource>`, shared by the
+/// collect tasks.
+///
+/// It exists so that `new` can take `Arc<Client>` items as well as trait objects: a
+/// `vec![Arc::new(client)]` is a `Vec<Arc<Client>>`, which Rust does not turn into a
+/// `Vec<Arc<dyn MetricsSource>>` by itself. Every conversion keeps a single pointer: an
+/// `Arc<dyn MetricsSource>` is taken as it is, an `Arc<Client>` is the same allocation seen
+/// as a trait object, and a box is moved into an `Arc` once.
+///
+/// ```
+/// # #[derive(Debug)] struct Client;
+/// # #[metrics_core::async_trait]
+/// # impl metrics_core::MetricsSource for Client {
+/// #     fn backend(&self) -> &'static str { "coopr" }
+/// #     async fn collect(&self, _: &metrics_core::Query) -> metrics_core::Result<Vec<metrics_core::Series>> { Ok(vec![]) }
+/// # }
+/// use std::sync::Arc;
+/// use metrics_core::MetricsSource;
+/// use metrics_core::SharedSource;
+///
+/// let shared: Arc<dyn MetricsSource> = Arc::new(Client);
+/// let source = SharedSource::from(Arc::clone(&shared));
+/// assert!(Arc::ptr_eq(&shared, &source.into_inner()));
+/// ```
+#[derive(Clone, Debug)]
+pub struct SharedSource(Arc<dyn MetricsSource>);
+
+impl SharedSource {
+    /// The trait object.
+    pub fn into_inner(self) -> Arc<dyn MetricsSource> {
+        self.0
+    }
+}
+
+impl<T: MetricsSource> From<Arc<T>> for SharedSource {
+    fn from(source: Arc<T>) -> Self {
+        Self(source)
+    }
+}
+
+impl From<Arc<dyn MetricsSource>> for SharedSource {
+    fn from(source: Arc<dyn MetricsSource>) -> Self {
+        Self(source)
+    }
+}
+
+impl<T: MetricsSource> From<Box<T>> for SharedSource {
+    fn from(source: Box<T>) -> Self {
+        Self(Arc::from(source as Box<dyn MetricsSource>))
+    }
+}
+
+impl From<Box<dyn MetricsSource>> for SharedSource {
+    fn from(source: Box<dyn MetricsSource>) -> Self {
+        Self(Arc::from(source))
+    }
+}
+
+impl From<SharedSource> for Arc<dyn MetricsSource> {
+    fn from(source: SharedSource) -> Self {
+        source.0
+    }
+}
+
 /// The source as a trait object, without wrapping an `Arc<dyn MetricsSource>` (or a
 /// `Box<dyn MetricsSource>`) in a second pointer.
 fn share<S: MetricsSource>(source: S) -> Arc<dyn MetricsSource> {
@@ -427,6 +521,42 @@ mod tests {
         let boxed: Box<dyn MetricsSource> = Box::new(Quiet);
         assert_eq!(share(boxed).backend(), "quiet");
         assert_eq!(share(Quiet).backend(), "quiet");
+    }
+
+    /// The form a new user writes first: a `Vec<Arc<Client>>`, not of trait objects.
+    #[tokio::test]
+    async fn new_takes_a_vec_of_arcs_of_a_client() {
+        let client = Quiet;
+        let aggregator = Aggregator::new(vec![Arc::new(client)]);
+        assert_eq!(aggregator.len(), 1);
+        let collection = aggregator.collect(&Query::new()).await;
+        assert_eq!(collection.sources, [("quiet".to_owned(), Some(0))]);
+    }
+
+    #[test]
+    fn new_takes_every_pointer_once() {
+        let client = Arc::new(Quiet);
+        let shared: Arc<dyn MetricsSource> = Arc::new(Quiet);
+        let boxed: Box<dyn MetricsSource> = Box::new(Quiet);
+        let mixed: Vec<SharedSource> = vec![
+            Arc::clone(&client).into(),
+            Arc::clone(&shared).into(),
+            boxed.into(),
+            Box::new(Quiet).into(),
+        ];
+        assert_eq!(Aggregator::new(mixed).len(), 4);
+        assert_eq!(Aggregator::new([Arc::clone(&shared)]).len(), 1);
+        assert_eq!(Aggregator::new(Some(Box::new(Quiet))).len(), 1);
+
+        // The same allocation, not an `Arc` around the `Arc`.
+        let from_client = SharedSource::from(Arc::clone(&client)).into_inner();
+        assert!(std::ptr::addr_eq(
+            Arc::as_ptr(&from_client),
+            Arc::as_ptr(&client)
+        ));
+        let from_shared = SharedSource::from(Arc::clone(&shared)).into_inner();
+        assert!(Arc::ptr_eq(&from_shared, &shared));
+        assert_eq!(Arc::strong_count(&client), 2);
     }
 
     #[test]
