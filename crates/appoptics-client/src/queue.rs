@@ -83,8 +83,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
@@ -653,7 +652,7 @@ impl MeasurementQueue {
                     // let the connection tasks run), and serialize the next chunk while
                     // the server works on them.
                     outcomes.record_ready(&mut in_flight, chunks, fates).await;
-                    YieldNow(false).await;
+                    tokio::task::yield_now().await;
                     outcomes.record_ready(&mut in_flight, chunks, fates).await;
                     if !outcomes.stop {
                         ready = Some((next, body(&mut writer, chunks[next])));
@@ -971,22 +970,6 @@ impl Outcomes {
         for (index, result) in finished {
             self.record(index, result, chunks, fates);
         }
-    }
-}
-
-/// Gives the executor one turn (the HTTP connection tasks write the requests just started).
-struct YieldNow(bool);
-
-impl Future for YieldNow {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.0 {
-            return Poll::Ready(());
-        }
-        self.0 = true;
-        cx.waker().wake_by_ref();
-        Poll::Pending
     }
 }
 
