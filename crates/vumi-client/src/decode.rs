@@ -62,7 +62,7 @@ pub(crate) fn scan(body: &[u8]) -> Option<Decoded> {
     let mut scanner = Scanner {
         body,
         at: 0,
-        day: None,
+        day: Day::NONE,
     };
     scanner.expect(b'{')?;
     let mut series: Decoded = Vec::new();
@@ -130,9 +130,7 @@ fn eight_digits(bytes: &[u8]) -> Option<u64> {
 struct Scanner<'a> {
     body: &'a [u8],
     at: usize,
-    /// The day number and date of the last timestamp: consecutive points mostly share it,
-    /// and the calendar computation is the costly part of a timestamp.
-    day: Option<(u64, NaiveDate)>,
+    day: Day,
 }
 
 impl Scanner<'_> {
@@ -217,7 +215,11 @@ impl Scanner<'_> {
             self.skip_ws();
             match key {
                 b"\"x\"" if time.is_none() => time = Some(self.timestamp()?),
-                b"\"y\"" if value.is_none() => value = Some(self.value()?),
+                b"\"y\"" if value.is_none() => {
+                    let (read, at) = value_at(self.body, self.at)?;
+                    value = Some(read);
+                    self.at = at;
+                }
                 // Another field, an escaped name or a repeated field: serde's to read or
                 // refuse.
                 _ => return None,
@@ -239,7 +241,10 @@ impl Scanner<'_> {
     /// layout, which [`Scanner::point`] then reads from the start.
     #[inline]
     fn point_as_servers_write_it(&mut self) -> Option<DataPoint> {
-        let rest = &self.body[self.at..];
+        // The position stays in a local, written back once: the hot loops then keep it in
+        // a register instead of storing it on every byte.
+        let body = self.body;
+        let rest = &body[self.at..];
         let spaced = if rest.starts_with(b"{\"x\": ") {
             true
         } else if rest.starts_with(b"{\"x\":") {
@@ -247,175 +252,217 @@ impl Scanner<'_> {
         } else {
             return None;
         };
-        self.at += if spaced { 6 } else { 5 };
-        let time = self.timestamp()?;
-        let rest = &self.body[self.at..];
+        let at = self.at + if spaced { 6 } else { 5 };
+        let (time, mut at) = self.timestamp_at(at)?;
+        let rest = &body[at..];
         if spaced && rest.starts_with(b", \"y\": ") {
-            self.at += 7;
+            at += 7;
         } else if !spaced && rest.starts_with(b",\"y\":") {
-            self.at += 5;
+            at += 5;
         } else {
             return None;
         }
-        let value = self.value()?;
-        if self.body.get(self.at) != Some(&b'}') {
+        let (value, at) = value_at(body, at)?;
+        if body.get(at) != Some(&b'}') {
             return None;
         }
-        self.at += 1;
+        self.at = at + 1;
         Some(DataPoint { time, value })
     }
 
-    /// A non-negative integer of milliseconds, as `chrono::serde::ts_milliseconds` reads it.
+    /// A non-negative integer of milliseconds at the cursor, as
+    /// `chrono::serde::ts_milliseconds` reads it.
     #[inline]
     fn timestamp(&mut self) -> Option<DateTime<Utc>> {
-        let start = self.at;
+        let (time, at) = self.timestamp_at(self.at)?;
+        self.at = at;
+        Some(time)
+    }
+
+    /// [`Scanner::timestamp`] at `start`: the time and the position after it.
+    #[inline]
+    fn timestamp_at(&mut self, start: usize) -> Option<(DateTime<Utc>, usize)> {
+        let body = self.body;
+        let mut at = start;
         let mut millis: u64 = 0;
-        // Today's timestamps have 13 digits: eight at once, then one by one; at most 19
-        // bytes are looked at (a longer number is left to serde).
-        if let Some(eight) = eight_digits(&self.body[start..]) {
+        // Today's timestamps have 13 digits: eight at once, then one by one.
+        if let Some(eight) = eight_digits(&body[start..]) {
             millis = eight;
-            self.at += 8;
+            at += 8;
         }
-        for &byte in self.body.get(self.at..)?.iter().take(19 + start - self.at) {
+        while let Some(&byte) = body.get(at) {
             let digit = byte.wrapping_sub(b'0');
             if digit > 9 {
                 break;
             }
-            millis = millis * 10 + u64::from(digit);
-            self.at += 1;
+            // Wraps past 19 digits; such numbers are refused below, once.
+            millis = millis.wrapping_mul(10).wrapping_add(u64::from(digit));
+            at += 1;
         }
-        let digits = self.at - start;
+        let digits = at - start;
         // Up to 18 digits cannot overflow; a leading zero, a fraction or an exponent is
         // serde's to refuse (`-` is not a digit: negative times are left to it too).
         if digits == 0
             || digits > 18
-            || (digits > 1 && self.body[start] == b'0')
-            || matches!(self.body.get(self.at), Some(b'.' | b'e' | b'E'))
+            || (digits > 1 && body[start] == b'0')
+            || matches!(body.get(at), Some(b'.' | b'e' | b'E'))
         {
             return None;
         }
-        let seconds = millis / 1000;
-        let nanos = u32::try_from(millis % 1000).ok()? * 1_000_000;
-        let (day, second) = (seconds / 86_400, seconds % 86_400);
-        let date = match self.day {
-            Some((cached, date)) if cached == day => date,
-            _ => {
-                let date = NaiveDate::from_num_days_from_ce_opt(
-                    i32::try_from(day.checked_add(UNIX_EPOCH_DAYS_FROM_CE)?).ok()?,
-                )?;
-                self.day = Some((day, date));
-                date
-            }
-        };
-        let time =
-            NaiveTime::from_num_seconds_from_midnight_opt(u32::try_from(second).ok()?, nanos)?;
-        Some(date.and_time(time).and_utc())
+        Some((self.day.time(millis)?, at))
     }
+}
 
-    /// `null` or a number.
-    #[inline]
-    fn value(&mut self) -> Option<Option<f64>> {
-        if self.body.get(self.at..)?.starts_with(b"null") {
-            self.at += 4;
-            return Some(None);
-        }
-        self.number().map(Some)
-    }
+/// The day of the last timestamp, as milliseconds `[start, end)` and its date: consecutive
+/// points mostly share it, so the calendar computation, the costly part of a timestamp,
+/// is made once a day rather than once a point, and the time of day is a subtraction.
+#[derive(Clone, Copy)]
+struct Day {
+    start: u64,
+    end: u64,
+    date: NaiveDate,
+}
 
-    /// A JSON number, as `serde_json` (with `float_roundtrip`) reads it into a `f64`.
-    ///
-    /// One pass checks the grammar and gathers the digits; a number whose digits and power
-    /// of ten are both exact in a `f64` (at most 2^53, at most 10^22) is one correctly
-    /// rounded operation away, as in every correct parser; any other goes to the standard
-    /// library's parser (Eisel-Lemire with a big-number fallback: correctly rounded).
+impl Day {
+    /// No day yet: an empty range that no timestamp falls in.
+    const NONE: Self = Self {
+        start: 1,
+        end: 0,
+        date: NaiveDate::MIN,
+    };
+
+    /// Milliseconds in a day.
+    const MILLIS: u64 = 86_400_000;
+
+    /// The time `millis` after the epoch, from integers alone; `None` past chrono's range.
     #[inline]
-    fn number(&mut self) -> Option<f64> {
-        let body = self.body;
-        let start = self.at;
-        let mut at = start;
-        let negative = body.get(at) == Some(&b'-');
-        at += usize::from(negative);
-        let mut mantissa: u64 = 0;
-        let mut digits: usize = 0;
-        let mut read_digits = |at: &mut usize| {
-            let first = *at;
-            while let Some(&byte) = body.get(*at) {
-                let digit = byte.wrapping_sub(b'0');
-                if digit > 9 {
-                    break;
-                }
-                // Wraps past 19 digits; such numbers go to the parser below.
-                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(digit));
-                *at += 1;
-            }
-            digits += *at - first;
-            *at - first
-        };
-        match body.get(at)? {
-            b'0' => at += 1,
-            b'1'..=b'9' => {
-                read_digits(&mut at);
-            }
-            _ => return None,
-        }
-        let mut exponent: i64 = 0;
-        if body.get(at) == Some(&b'.') {
-            at += 1;
-            let fraction = read_digits(&mut at);
-            if fraction == 0 {
-                return None;
-            }
-            exponent = -i64::try_from(fraction).ok()?;
-        }
-        if let Some(b'e' | b'E') = body.get(at) {
-            at += 1;
-            let negative_exponent = body.get(at) == Some(&b'-');
-            if let Some(b'+' | b'-') = body.get(at) {
-                at += 1;
-            }
-            let first = at;
-            let mut written: i64 = 0;
-            while let Some(&byte) = body.get(at) {
-                let digit = byte.wrapping_sub(b'0');
-                if digit > 9 {
-                    break;
-                }
-                written = written.saturating_mul(10).saturating_add(i64::from(digit));
-                at += 1;
-            }
-            if at == first {
-                return None;
-            }
-            exponent = if negative_exponent {
-                exponent.saturating_sub(written)
-            } else {
-                exponent.saturating_add(written)
+    fn time(&mut self, millis: u64) -> Option<DateTime<Utc>> {
+        if !(self.start..self.end).contains(&millis) {
+            let day = millis / Self::MILLIS;
+            let date = NaiveDate::from_num_days_from_ce_opt(
+                i32::try_from(day.checked_add(UNIX_EPOCH_DAYS_FROM_CE)?).ok()?,
+            )?;
+            let start = day * Self::MILLIS;
+            *self = Self {
+                start,
+                end: start + Self::MILLIS,
+                date,
             };
         }
-        let value = if digits <= 19
-            && mantissa <= MAX_EXACT_INTEGER
-            && let Some(&power) =
-                EXACT_POWERS_OF_TEN.get(usize::try_from(exponent.unsigned_abs()).ok()?)
-        {
-            #[allow(clippy::cast_precision_loss, reason = "at most 2^53: exact")]
-            let mantissa = mantissa as f64;
-            let value = if exponent < 0 {
-                mantissa / power
-            } else {
-                mantissa * power
-            };
-            if negative { -value } else { value }
+        let of_day = millis - self.start;
+        // Below 86 400 000: both fit a `u32`, and the divisions are by constants.
+        #[allow(clippy::cast_possible_truncation, reason = "below 86 400 000")]
+        let (seconds, nanos) = ((of_day / 1000) as u32, (of_day % 1000) as u32 * 1_000_000);
+        let time = NaiveTime::from_num_seconds_from_midnight_opt(seconds, nanos)?;
+        Some(self.date.and_time(time).and_utc())
+    }
+}
+
+/// `null` or a number at `at`, and the position after it.
+#[inline]
+fn value_at(body: &[u8], at: usize) -> Option<(Option<f64>, usize)> {
+    if body.get(at..)?.starts_with(b"null") {
+        return Some((None, at + 4));
+    }
+    number_at(body, at).map(|(value, at)| (Some(value), at))
+}
+
+/// Reads the digits from `at` into `mantissa` (wrapping past 19 digits); the position after
+/// them.
+#[inline(always)]
+fn read_digits(body: &[u8], mut at: usize, mantissa: &mut u64) -> usize {
+    let mut value = *mantissa;
+    while let Some(&byte) = body.get(at) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        at += 1;
+    }
+    *mantissa = value;
+    at
+}
+
+/// A JSON number at `start`, as `serde_json` (with `float_roundtrip`) reads it into a
+/// `f64`, and the position after it.
+///
+/// One pass checks the grammar and gathers the digits; a number whose digits and power of
+/// ten are both exact in a `f64` (at most 2^53, at most 10^22) is one correctly rounded
+/// operation away, as in every correct parser; any other goes to the standard library's
+/// parser (Eisel-Lemire with a big-number fallback: correctly rounded).
+#[inline]
+fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
+    let mut at = start;
+    let negative = body.get(at) == Some(&b'-');
+    at += usize::from(negative);
+    let mut mantissa: u64 = 0;
+    let integer = at;
+    match body.get(at)? {
+        b'0' => at += 1,
+        b'1'..=b'9' => at = read_digits(body, at, &mut mantissa),
+        _ => return None,
+    }
+    // A leading `0` counts too: it adds nothing to the mantissa, and counting it only
+    // sends a few more numbers to the exact parser below.
+    let mut digits = at - integer;
+    let mut exponent: i64 = 0;
+    if body.get(at) == Some(&b'.') {
+        let fraction = at + 1;
+        at = read_digits(body, fraction, &mut mantissa);
+        if at == fraction {
+            return None;
+        }
+        digits += at - fraction;
+        exponent = -i64::try_from(at - fraction).ok()?;
+    }
+    if let Some(b'e' | b'E') = body.get(at) {
+        at += 1;
+        let negative_exponent = body.get(at) == Some(&b'-');
+        if let Some(b'+' | b'-') = body.get(at) {
+            at += 1;
+        }
+        let first = at;
+        let mut written: i64 = 0;
+        while let Some(&byte) = body.get(at) {
+            let digit = byte.wrapping_sub(b'0');
+            if digit > 9 {
+                break;
+            }
+            written = written.saturating_mul(10).saturating_add(i64::from(digit));
+            at += 1;
+        }
+        if at == first {
+            return None;
+        }
+        exponent = if negative_exponent {
+            exponent.saturating_sub(written)
         } else {
-            // Only ASCII digits, signs, `.` and `e` were read: always UTF-8.
-            std::str::from_utf8(&body[start..at]).ok()?.parse().ok()?
+            exponent.saturating_add(written)
         };
-        // serde refuses a number beyond the largest `f64` ("number out of range").
-        if !value.is_finite() {
-            return None;
-        }
-        self.at = at;
-        Some(value)
     }
+    let value = if digits <= 19
+        && mantissa <= MAX_EXACT_INTEGER
+        && let Some(&power) =
+            EXACT_POWERS_OF_TEN.get(usize::try_from(exponent.unsigned_abs()).ok()?)
+    {
+        #[allow(clippy::cast_precision_loss, reason = "at most 2^53: exact")]
+        let mantissa = mantissa as f64;
+        let value = if exponent < 0 {
+            mantissa / power
+        } else {
+            mantissa * power
+        };
+        if negative { -value } else { value }
+    } else {
+        // Only ASCII digits, signs, `.` and `e` were read: always UTF-8.
+        std::str::from_utf8(&body[start..at]).ok()?.parse().ok()?
+    };
+    // serde refuses a number beyond the largest `f64` ("number out of range").
+    if !value.is_finite() {
+        return None;
+    }
+    Some((value, at))
 }
 
 /// The largest integer below which every integer is exact in a `f64`: 2^53.
@@ -581,12 +628,7 @@ mod tests {
 
     /// Where the number at the start of `text` ends, if it is one.
     fn json_number_end(text: &[u8], _start: usize) -> Option<usize> {
-        let mut scanner = Scanner {
-            body: text,
-            at: 0,
-            day: None,
-        };
-        scanner.number().map(|_| scanner.at)
+        number_at(text, 0).map(|(_, end)| end)
     }
 
     #[test]
