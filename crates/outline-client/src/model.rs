@@ -544,15 +544,30 @@ struct TransferBuilder {
     ids: Vec<u8>,
     /// Per id: where it ends in `ids`, and its byte count.
     entries: Vec<(usize, u64)>,
-    /// `(length, value)` of the last [`short_number`] id, while those have come in strictly
-    /// ascending order. That is the server's order (JavaScript enumerates integer keys
-    /// first, ascending), and ids in it cannot repeat each other, so they need no table:
-    /// only the other ids go into `table`, and a body from the server costs one comparison
-    /// per key.
+    /// How the ids read so far are known not to repeat.
+    order: IdOrder,
+    /// `(length, value)` of the last [`short_number`] id, in [`IdOrder::NumbersFirst`].
     last_number: Option<(usize, u64)>,
-    /// Set by the first number out of that order: from then on every id is in `table`.
-    all_in_table: bool,
     table: IdTable,
+}
+
+/// How a [`TransferBuilder`] knows that an id is new, from the cheapest check to the
+/// dearest; it only ever moves down this list, and at most once rebuilds what it knows
+/// from the ids read so far.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum IdOrder {
+    /// Every id sorts after the one before, byte by byte, as a sorted map is serialized
+    /// (`serde_json` over a `BTreeMap`, Go's `encoding/json`): a repeat would be out of
+    /// order, so one comparison with the last id is the whole check, and no table is kept.
+    #[default]
+    Sorted,
+    /// The [`short_number`] ids strictly ascending by `(length, value)`, which is the
+    /// server's order (JavaScript enumerates integer keys first, ascending): they cannot
+    /// repeat each other, so only the other ids go into the table, and a body from the
+    /// server costs one comparison per key.
+    NumbersFirst,
+    /// Every id is in the table.
+    Table,
 }
 
 impl TransferBuilder {
@@ -567,7 +582,23 @@ impl TransferBuilder {
         number: Option<u64>,
         bytes: u64,
     ) -> std::result::Result<(), TooManyIds> {
-        if !self.all_in_table
+        if self.order == IdOrder::Sorted {
+            let listing = Listing {
+                ids: &self.ids,
+                entries: &self.entries,
+            };
+            if self
+                .entries
+                .len()
+                .checked_sub(1)
+                .is_none_or(|last| listing.id(last) < id)
+            {
+                self.push(id, bytes);
+                return Ok(());
+            }
+            self.leave_sorted()?;
+        }
+        if self.order == IdOrder::NumbersFirst
             && let Some(value) = number
         {
             let key = (id.len(), value);
@@ -576,7 +607,7 @@ impl TransferBuilder {
                 self.push(id, bytes);
                 return Ok(());
             }
-            self.all_in_table = true;
+            self.order = IdOrder::Table;
             let listing = Listing {
                 ids: &self.ids,
                 entries: &self.entries,
@@ -606,6 +637,41 @@ impl TransferBuilder {
             entries: &self.entries,
         };
         self.table.insert(listing, hash, index)
+    }
+
+    /// The first id out of byte order: one pass over the ids read so far finds the next
+    /// check that holds for them, and puts in the table the ids that check does not cover.
+    fn leave_sorted(&mut self) -> std::result::Result<(), TooManyIds> {
+        let listing = Listing {
+            ids: &self.ids,
+            entries: &self.entries,
+        };
+        let mut last_number = None;
+        let mut numbers_first = true;
+        for index in 0..self.entries.len() {
+            if let Some(value) = short_number(listing.id(index)) {
+                let key = (listing.id(index).len(), value);
+                if last_number.is_some_and(|last| last >= key) {
+                    numbers_first = false;
+                    break;
+                }
+                last_number = Some(key);
+            }
+        }
+        for index in 0..self.entries.len() {
+            let earlier = listing.id(index);
+            if !numbers_first || short_number(earlier).is_none() {
+                let hash = self.table.hash(earlier);
+                self.table.insert(listing, hash, index)?;
+            }
+        }
+        self.last_number = last_number;
+        self.order = if numbers_first {
+            IdOrder::NumbersFirst
+        } else {
+            IdOrder::Table
+        };
+        Ok(())
     }
 
     fn push(&mut self, id: &[u8], bytes: u64) {
@@ -1680,6 +1746,40 @@ mod tests {
         }
         let collected: TransferMetrics = [("x", 1), ("y", 2), ("x", 3)].into_iter().collect();
         assert_eq!(collected.iter().collect::<Vec<_>>(), [("x", 3), ("y", 2)]);
+    }
+
+    /// Every way the builder knows an id is new — byte order, numbers first, the table —
+    /// and every move between them finds a repeat, at any point of the body.
+    #[test]
+    fn transfer_repeats_are_found_in_every_order() {
+        let orders: [&[&str]; 5] = [
+            &["", "0", "1", "10", "100", "11", "2", "a", "b"],
+            &["0", "1", "2", "9", "10", "11", "100", "a", "", "b"],
+            &["0", "1", "10", "2", "11", "a", "b"],
+            &["a", "b", "0", "1", "c"],
+            &["10", "9", "b", "a", "1"],
+        ];
+        for ids in orders {
+            for repeated in 0..ids.len() {
+                for at in repeated + 1..=ids.len() {
+                    let mut sent: Vec<(&str, u64)> = ids.iter().copied().zip(1..).collect();
+                    sent.insert(at, (ids[repeated], 1000));
+                    let mut expected: Vec<(&str, u64)> = ids.iter().copied().zip(1..).collect();
+                    expected[repeated].1 = 1000;
+                    let built: TransferMetrics = sent.iter().copied().collect();
+                    assert_eq!(built.iter().collect::<Vec<_>>(), expected, "{sent:?}");
+                    let body = format!(
+                        r#"{{"bytesTransferredByUserId":{{{}}}}}"#,
+                        sent.iter()
+                            .map(|(id, bytes)| format!(r#""{id}":{bytes}"#))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    let scanned = scan_transfer(body.as_bytes()).unwrap();
+                    assert_eq!(scanned.iter().collect::<Vec<_>>(), expected, "{body}");
+                }
+            }
+        }
     }
 
     /// A byte count is read as `u64` reads it: a fraction or an exponent is refused whatever
