@@ -110,20 +110,75 @@ pub(crate) fn scan(body: &[u8]) -> Option<Decoded> {
     Some(series)
 }
 
-/// The value of eight ASCII digits, or `None` if one of the bytes is not a digit.
-fn eight_digits(bytes: &[u8]) -> Option<u64> {
-    let word = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let digits = word.wrapping_sub(0x3030_3030_3030_3030);
-    // Each byte in `0..=9`: no borrow above (the high nibbles were 3) and no carry past 9.
-    if (word & 0xf0f0_f0f0_f0f0_f0f0) != 0x3030_3030_3030_3030
-        || (digits.wrapping_add(0x0606_0606_0606_0606) & 0xf0f0_f0f0_f0f0_f0f0) != 0
-    {
-        return None;
-    }
+/// The eight bytes at `at`, first byte lowest, if there are eight.
+#[inline(always)]
+fn word_at(body: &[u8], at: usize) -> Option<u64> {
+    let bytes: [u8; 8] = body.get(at..at + 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(bytes))
+}
+
+/// How many of the eight bytes of `word` (first byte lowest) are ASCII digits before the
+/// first one that is not. A byte under `'0'` sets its top bit when `'0'` is subtracted, one
+/// over `'9'` when `0x46` is added; the borrows and carries this makes only run upward, from
+/// a byte that is not a digit, so the run below it is read exactly.
+#[inline(always)]
+fn digit_run(word: u64) -> usize {
+    let below = word.wrapping_sub(0x3030_3030_3030_3030);
+    let above = word.wrapping_add(0x4646_4646_4646_4646);
+    ((below | above) & 0x8080_8080_8080_8080).trailing_zeros() as usize / 8
+}
+
+/// The value of the first `run` bytes of `word`, which are ASCII digits; `run` in `1..=8`.
+#[inline(always)]
+fn run_value(word: u64, run: usize) -> u64 {
+    // The run's digit values, moved to the high bytes: the bytes below become leading zeros.
+    let digits = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - run));
     // Pairs, then fours, then all eight; the first digit is the lowest byte.
     let pairs = (digits.wrapping_mul(10) + (digits >> 8)) & 0x00ff_00ff_00ff_00ff;
     let fours = (pairs.wrapping_mul(100) + (pairs >> 16)) & 0x0000_ffff_0000_ffff;
-    Some((fours.wrapping_mul(10_000) + (fours >> 32)) & 0xffff_ffff)
+    (fours.wrapping_mul(10_000) + (fours >> 32)) & 0xffff_ffff
+}
+
+/// `10^0` to `10^8`.
+const POWERS_OF_TEN: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// Reads the digits from `at` onto `value` (which wraps past 19 digits: the callers count
+/// the digits and check once), eight at a time while eight bytes remain; the new value and
+/// the position after the digits.
+#[inline(always)]
+fn read_digits(body: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
+    while let Some(word) = word_at(body, at) {
+        let run = digit_run(word);
+        if run == 0 {
+            return (value, at);
+        }
+        value = value
+            .wrapping_mul(POWERS_OF_TEN[run])
+            .wrapping_add(run_value(word, run));
+        at += run;
+        if run < 8 {
+            return (value, at);
+        }
+    }
+    while let Some(&byte) = body.get(at) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        at += 1;
+    }
+    (value, at)
 }
 
 /// The state of [`scan`].
@@ -283,22 +338,7 @@ impl Scanner<'_> {
     #[inline]
     fn timestamp_at(&mut self, start: usize) -> Option<(DateTime<Utc>, usize)> {
         let body = self.body;
-        let mut at = start;
-        let mut millis: u64 = 0;
-        // Today's timestamps have 13 digits: eight at once, then one by one.
-        if let Some(eight) = eight_digits(&body[start..]) {
-            millis = eight;
-            at += 8;
-        }
-        while let Some(&byte) = body.get(at) {
-            let digit = byte.wrapping_sub(b'0');
-            if digit > 9 {
-                break;
-            }
-            // Wraps past 19 digits; such numbers are refused below, once.
-            millis = millis.wrapping_mul(10).wrapping_add(u64::from(digit));
-            at += 1;
-        }
+        let (millis, at) = read_digits(body, start, 0);
         let digits = at - start;
         // Up to 18 digits cannot overflow; a leading zero, a fraction or an exponent is
         // serde's to refuse (`-` is not a digit: negative times are left to it too).
@@ -367,23 +407,6 @@ fn value_at(body: &[u8], at: usize) -> Option<(Option<f64>, usize)> {
     number_at(body, at).map(|(value, at)| (Some(value), at))
 }
 
-/// Reads the digits from `at` into `mantissa` (wrapping past 19 digits); the position after
-/// them.
-#[inline(always)]
-fn read_digits(body: &[u8], mut at: usize, mantissa: &mut u64) -> usize {
-    let mut value = *mantissa;
-    while let Some(&byte) = body.get(at) {
-        let digit = byte.wrapping_sub(b'0');
-        if digit > 9 {
-            break;
-        }
-        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
-        at += 1;
-    }
-    *mantissa = value;
-    at
-}
-
 /// A JSON number at `start`, as `serde_json` (with `float_roundtrip`) reads it into a
 /// `f64`, and the position after it.
 ///
@@ -400,7 +423,7 @@ fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
     let integer = at;
     match body.get(at)? {
         b'0' => at += 1,
-        b'1'..=b'9' => at = read_digits(body, at, &mut mantissa),
+        b'1'..=b'9' => (mantissa, at) = read_digits(body, at, 0),
         _ => return None,
     }
     // A leading `0` counts too: it adds nothing to the mantissa, and counting it only
@@ -409,7 +432,7 @@ fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
     let mut exponent: i64 = 0;
     if body.get(at) == Some(&b'.') {
         let fraction = at + 1;
-        at = read_digits(body, fraction, &mut mantissa);
+        (mantissa, at) = read_digits(body, fraction, mantissa);
         if at == fraction {
             return None;
         }
@@ -629,6 +652,40 @@ mod tests {
     /// Where the number at the start of `text` ends, if it is one.
     fn json_number_end(text: &[u8], _start: usize) -> Option<usize> {
         number_at(text, 0).map(|(_, end)| end)
+    }
+
+    /// The eight-at-a-time digit reading against the plain one, for every run length, every
+    /// byte that can end it and any number of bytes after it.
+    #[test]
+    fn digits_are_read_eight_at_a_time_exactly() {
+        let reference = |text: &[u8], value: u64| {
+            let end = text.iter().take_while(|b| b.is_ascii_digit()).count();
+            let value = text[..end].iter().fold(value, |value, &b| {
+                value.wrapping_mul(10).wrapping_add(u64::from(b - b'0'))
+            });
+            (value, end)
+        };
+        for digits in ["98765432109876543210987", "10000000000000000000000"] {
+            for length in 0..=digits.len() {
+                for end in (0..=255_u8).filter(|b| !b.is_ascii_digit()) {
+                    for padding in [0, 1, 7, 8, 9] {
+                        let mut text = digits.as_bytes()[..length].to_vec();
+                        text.push(end);
+                        text.extend(std::iter::repeat_n(b'5', padding));
+                        for value in [0, 7] {
+                            assert_eq!(
+                                read_digits(&text, 0, value),
+                                reference(&text, value),
+                                "{:?}",
+                                String::from_utf8_lossy(&text)
+                            );
+                        }
+                    }
+                }
+                let text = &digits.as_bytes()[..length];
+                assert_eq!(read_digits(text, 0, 0), reference(text, 0));
+            }
+        }
     }
 
     #[test]
