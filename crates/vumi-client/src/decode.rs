@@ -170,6 +170,13 @@ fn read_digits(body: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
             return (value, at);
         }
     }
+    read_short_digits(body, at, value)
+}
+
+/// [`read_digits`] one byte at a time: quicker for the few digits of a value, where a
+/// word costs more than the bytes it saves.
+#[inline(always)]
+fn read_short_digits(body: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
     while let Some(&byte) = body.get(at) {
         let digit = byte.wrapping_sub(b'0');
         if digit > 9 {
@@ -179,6 +186,15 @@ fn read_digits(body: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
         at += 1;
     }
     (value, at)
+}
+
+/// The first position from `at` that is not JSON whitespace.
+#[inline(always)]
+fn skip_whitespace(body: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = body.get(at) {
+        at += 1;
+    }
+    at
 }
 
 /// The state of [`scan`].
@@ -191,9 +207,7 @@ struct Scanner<'a> {
 impl Scanner<'_> {
     #[inline]
     fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.body.get(self.at) {
-            self.at += 1;
-        }
+        self.at = skip_whitespace(self.body, self.at);
     }
 
     /// The next byte after whitespace, not consumed.
@@ -335,7 +349,7 @@ impl Scanner<'_> {
     }
 
     /// [`Scanner::timestamp`] at `start`: the time and the position after it.
-    #[inline]
+    #[inline(always)]
     fn timestamp_at(&mut self, start: usize) -> Option<(DateTime<Utc>, usize)> {
         let body = self.body;
         let (millis, at) = read_digits(body, start, 0);
@@ -399,7 +413,7 @@ impl Day {
 }
 
 /// `null` or a number at `at`, and the position after it.
-#[inline]
+#[inline(always)]
 fn value_at(body: &[u8], at: usize) -> Option<(Option<f64>, usize)> {
     if body.get(at..)?.starts_with(b"null") {
         return Some((None, at + 4));
@@ -414,7 +428,7 @@ fn value_at(body: &[u8], at: usize) -> Option<(Option<f64>, usize)> {
 /// ten are both exact in a `f64` (at most 2^53, at most 10^22) is one correctly rounded
 /// operation away, as in every correct parser; any other goes to the standard library's
 /// parser (Eisel-Lemire with a big-number fallback: correctly rounded).
-#[inline]
+#[inline(always)]
 fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
     let mut at = start;
     let negative = body.get(at) == Some(&b'-');
@@ -423,7 +437,7 @@ fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
     let integer = at;
     match body.get(at)? {
         b'0' => at += 1,
-        b'1'..=b'9' => (mantissa, at) = read_digits(body, at, 0),
+        b'1'..=b'9' => (mantissa, at) = read_short_digits(body, at, 0),
         _ => return None,
     }
     // A leading `0` counts too: it adds nothing to the mantissa, and counting it only
@@ -432,7 +446,7 @@ fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
     let mut exponent: i64 = 0;
     if body.get(at) == Some(&b'.') {
         let fraction = at + 1;
-        (mantissa, at) = read_digits(body, fraction, mantissa);
+        (mantissa, at) = read_short_digits(body, fraction, mantissa);
         if at == fraction {
             return None;
         }
@@ -478,14 +492,22 @@ fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
         };
         if negative { -value } else { value }
     } else {
-        // Only ASCII digits, signs, `.` and `e` were read: always UTF-8.
-        std::str::from_utf8(&body[start..at]).ok()?.parse().ok()?
+        parse_exactly(&body[start..at])?
     };
     // serde refuses a number beyond the largest `f64` ("number out of range").
     if !value.is_finite() {
         return None;
     }
     Some((value, at))
+}
+
+/// A number literal the one-operation path cannot round, by the standard library's parser;
+/// kept out of line, off the path of the usual values.
+#[cold]
+#[inline(never)]
+fn parse_exactly(literal: &[u8]) -> Option<f64> {
+    // Only ASCII digits, signs, `.` and `e` were read: always UTF-8.
+    std::str::from_utf8(literal).ok()?.parse().ok()
 }
 
 /// The largest integer below which every integer is exact in a `f64`: 2^53.
