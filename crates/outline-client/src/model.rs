@@ -548,6 +548,8 @@ struct TransferBuilder {
     order: IdOrder,
     /// `(length, value)` of the last [`short_number`] id, in [`IdOrder::NumbersFirst`].
     last_number: Option<(usize, u64)>,
+    /// [`ShortId::order`] of the last id, in [`IdOrder::Sorted`], when it was short.
+    last_short: Option<u64>,
     table: IdTable,
 }
 
@@ -575,6 +577,35 @@ impl TransferBuilder {
         self.insert_checked(id.as_bytes(), short_number(id.as_bytes()), bytes)
     }
 
+    /// [`TransferBuilder::insert_checked`] for an id read in one word: in
+    /// [`IdOrder::Sorted`], compared with the last id and appended a word at a time.
+    #[inline]
+    fn insert_short(
+        &mut self,
+        id: &[u8],
+        short: ShortId,
+        number: Option<u64>,
+        bytes: u64,
+    ) -> std::result::Result<(), TooManyIds> {
+        if self.order == IdOrder::Sorted
+            && (self.entries.is_empty() || self.last_short.is_some_and(|last| last < short.order))
+        {
+            // The whole word, then the bytes after the id cut off again: a copy of fixed
+            // size instead of one the length of the id.
+            let end = self.ids.len() + short.length;
+            self.ids.extend_from_slice(&short.word.to_le_bytes());
+            self.ids.truncate(end);
+            self.entries.push((end, bytes));
+            self.last_short = Some(short.order);
+            return Ok(());
+        }
+        self.insert_checked(id, number, bytes)?;
+        if self.order == IdOrder::Sorted {
+            self.last_short = Some(short.order);
+        }
+        Ok(())
+    }
+
     /// `id` must be valid UTF-8 and `number` its [`short_number`].
     fn insert_checked(
         &mut self,
@@ -594,6 +625,7 @@ impl TransferBuilder {
                 .is_none_or(|last| listing.id(last) < id)
             {
                 self.push(id, bytes);
+                self.last_short = None;
                 return Ok(());
             }
             self.leave_sorted()?;
@@ -862,10 +894,14 @@ fn scan_transfer(body: &[u8]) -> Option<TransferMetrics> {
     } else {
         loop {
             at = step_over(body, at, b'"')?;
-            let (id, number, after_id) = scan_id(body, at)?;
-            at = step_over(body, after_id, b':')?;
+            let id = scan_id(body, at)?;
+            at = step_over(body, id.end, b':')?;
             let (bytes, after_count) = scan_count(body, skip_whitespace(body, at))?;
-            builder.insert_checked(&id, number, bytes).ok()?;
+            match id.short {
+                Some(short) => builder.insert_short(&id.bytes, short, id.number, bytes),
+                None => builder.insert_checked(&id.bytes, id.number, bytes),
+            }
+            .ok()?;
             at = match body.get(after_count) {
                 Some(b',') => after_count + 1,
                 Some(b'}') => {
@@ -908,6 +944,31 @@ fn step_over(body: &[u8], at: usize, byte: u8) -> Option<usize> {
     (body.get(at) == Some(&byte)).then_some(at + 1)
 }
 
+/// An id as [`scan_id`] read it.
+struct ScannedId<'a> {
+    /// Its bytes, unescaped.
+    bytes: Cow<'a, [u8]>,
+    /// Its [`short_number`].
+    number: Option<u64>,
+    /// For an id of fewer than eight bytes read in one word, that word.
+    short: Option<ShortId>,
+    /// The position after its closing quote.
+    end: usize,
+}
+
+/// An id of fewer than eight bytes, none of them zero (a control byte ends the word
+/// reading), held in one word.
+#[derive(Clone, Copy)]
+struct ShortId {
+    /// The eight bytes from the id's start, first byte lowest: the id and what follows it.
+    word: u64,
+    /// The id's length, below 8.
+    length: usize,
+    /// The id's bytes, first byte highest, zeros after them: as no byte of the id is zero,
+    /// these numbers are ordered as the ids are, byte by byte.
+    order: u64,
+}
+
 /// Ids longer than this are searched for their end with `memchr` rather than byte by byte,
 /// which is quicker for the short ids servers send.
 const LONG_ID: usize = 32;
@@ -915,7 +976,7 @@ const LONG_ID: usize = 32;
 /// The id whose opening quote is just before `start`: its bytes, checked as serde_json
 /// checks a string, its [`short_number`], and the position after its closing quote; `None`
 /// where serde_json would refuse it.
-fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+fn scan_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
     // An id shorter than eight bytes, as servers write them, is read in one word: its end
     // is the first quote, backslash or control byte, and only a quote ends it here.
     if let Some(chunk) = body.get(start..start + 8) {
@@ -933,7 +994,16 @@ fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usi
             let number = (length > 0 && digit_run(word) >= length).then(|| {
                 eight_digits(word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - length)))
             });
-            return Some((Cow::Borrowed(id), number, start + length + 1));
+            return Some(ScannedId {
+                bytes: Cow::Borrowed(id),
+                number,
+                short: Some(ShortId {
+                    word,
+                    length,
+                    order: (word & before_quote).swap_bytes(),
+                }),
+                end: start + length + 1,
+            });
         }
     }
     let mut at = start;
@@ -966,11 +1036,16 @@ fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usi
     }
     // Exactly [`short_number`]: an id must fall on the same side however it is spelled.
     let number = (digits_only && (1..=19).contains(&id.len())).then_some(value);
-    Some((Cow::Borrowed(id), number, at + 1))
+    Some(ScannedId {
+        bytes: Cow::Borrowed(id),
+        number,
+        short: None,
+        end: at + 1,
+    })
 }
 
 /// [`scan_id`] for an id of [`LONG_ID`] bytes or more.
-fn scan_long_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+fn scan_long_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
     let end = start + memchr::memchr2(b'"', b'\\', body.get(start..)?)?;
     if body[end] == b'\\' {
         return scan_escaped_id(body, start);
@@ -980,13 +1055,18 @@ fn scan_long_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>
         return None;
     }
     std::str::from_utf8(id).ok()?;
-    Some((Cow::Borrowed(id), None, end + 1))
+    Some(ScannedId {
+        bytes: Cow::Borrowed(id),
+        number: None,
+        short: None,
+        end: end + 1,
+    })
 }
 
 /// [`scan_id`] for an id with an escape: finds the closing quote, skipping every escaped
 /// byte, and lets serde_json read that one literal, with its own rules for `\u` escapes
 /// and surrogate pairs.
-fn scan_escaped_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+fn scan_escaped_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
     let rest = body.get(start..)?;
     let mut end = memchr::memchr2(b'"', b'\\', rest)?;
     while rest[end] == b'\\' {
@@ -996,7 +1076,12 @@ fn scan_escaped_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u
     let literal = body.get(start - 1..start + end + 1)?;
     let id: String = serde_json::from_slice(literal).ok()?;
     let number = short_number(id.as_bytes());
-    Some((Cow::Owned(id.into_bytes()), number, start + end + 1))
+    Some(ScannedId {
+        bytes: Cow::Owned(id.into_bytes()),
+        number,
+        short: None,
+        end: start + end + 1,
+    })
 }
 
 /// A byte count at `start` as `u64` reads it — digits without a leading zero, no sign, no
