@@ -1088,6 +1088,68 @@ fn scan_escaped_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
 /// fraction, no exponent, at most `u64::MAX` — and the position after it. Eight digits at a
 /// time while eight bytes remain.
 fn scan_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
+    // Up to 15 digits, with the sixteen bytes there to read them in two words: no overflow
+    // is possible, so none is checked. Longer counts, and the end of the body, go to
+    // [`scan_long_count`].
+    let word = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?))
+    };
+    let (Some(first), Some(second)) = (word(start), word(start + 8)) else {
+        return scan_long_count(body, start);
+    };
+    let run = digit_run(first);
+    let (value, digits) = match run {
+        0 => return None,
+        8 => {
+            let more = digit_run(second);
+            if more == 8 {
+                return scan_long_count(body, start);
+            }
+            let high = eight_digits(first.wrapping_sub(0x3030_3030_3030_3030));
+            let low = match more {
+                0 => return plain_count(body, start, high, 8),
+                _ => eight_digits(second.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - more))),
+            };
+            (high * TEN_TO_THE[more] + low, 8 + more)
+        }
+        _ => (
+            eight_digits(first.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - run))),
+            run,
+        ),
+    };
+    plain_count(body, start, value, digits)
+}
+
+/// `10^0` to `10^8`.
+const TEN_TO_THE: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The checks of a count of `digits` digits at `start` whose value is `value`: no leading
+/// zero, no fraction, no exponent.
+#[inline]
+fn plain_count(body: &[u8], start: usize, value: u64, digits: usize) -> Option<(u64, usize)> {
+    let at = start + digits;
+    if digits == 0 || (digits > 1 && body[start] == b'0') {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = body.get(at) {
+        return None;
+    }
+    Some((value, at))
+}
+
+/// [`scan_count`] for a count of 16 digits or more, or near the end of the body: eight
+/// digits at a time while eight bytes remain, each step checked for overflow.
+fn scan_long_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
     const POWERS_OF_TEN: [u64; 9] = [
         1,
         10,
@@ -1935,7 +1997,7 @@ mod tests {
         ] {
             for length in 0..=digits.len() {
                 for end in 0..=255u8 {
-                    for padding in [0, 7] {
+                    for padding in [0, 7, 8, 16] {
                         let mut text = digits.as_bytes()[..length].to_vec();
                         text.push(end);
                         text.extend(std::iter::repeat_n(b' ', padding));
