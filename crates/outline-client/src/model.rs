@@ -300,8 +300,9 @@ impl NewAccessKey {
 /// traffic in the window are present. Ids are strings, including non-numeric ones and `""`
 /// for unlabelled traffic.
 ///
-/// Decoded into one string buffer for all ids plus one `(end, bytes)` pair per key, in the
-/// server's order: a 100 000-key response needs two allocations that grow, not one per key.
+/// Decoded into one string buffer for all ids plus twelve bytes per key (where its id ends,
+/// its count), in the server's order: a 100 000-key response needs two allocations that
+/// grow, not one per key, and takes less memory than its body.
 /// An id that appears twice keeps its first position and its last value, as serde_json's
 /// maps and JavaScript's `JSON.parse` read it; every accessor sees it once.
 ///
@@ -320,7 +321,42 @@ impl NewAccessKey {
 pub struct TransferMetrics {
     ids: String,
     /// Per key: where its id ends in `ids`, and its byte count.
-    entries: Vec<(usize, u64)>,
+    entries: Vec<Entry>,
+}
+
+/// One key of a [`TransferMetrics`]: where its id ends in the id buffer and its byte count,
+/// in twelve bytes where `(usize, u64)` takes sixteen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    end: u32,
+    /// The count's low and high halves: two `u32`s keep the entry aligned to four bytes.
+    bytes: [u32; 2],
+}
+
+impl Entry {
+    /// `None` past 4 GiB of ids.
+    fn new(end: usize, bytes: u64) -> Option<Self> {
+        let mut entry = Self {
+            end: u32::try_from(end).ok()?,
+            bytes: [0; 2],
+        };
+        entry.set_bytes(bytes);
+        Some(entry)
+    }
+
+    fn end(self) -> usize {
+        self.end as usize
+    }
+
+    fn bytes(self) -> u64 {
+        u64::from(self.bytes[0]) | (u64::from(self.bytes[1]) << 32)
+    }
+
+    fn set_bytes(&mut self, bytes: u64) {
+        #[allow(clippy::cast_possible_truncation, reason = "split into halves")]
+        let halves = [bytes as u32, (bytes >> 32) as u32];
+        self.bytes = halves;
+    }
 }
 
 impl TransferMetrics {
@@ -383,7 +419,7 @@ impl TransferMetrics {
     pub fn total(&self) -> u64 {
         self.entries
             .iter()
-            .fold(0u64, |sum, (_, bytes)| sum.saturating_add(*bytes))
+            .fold(0u64, |sum, entry| sum.saturating_add(entry.bytes()))
     }
 
     /// The same data as a sorted map.
@@ -411,7 +447,7 @@ impl fmt::Debug for TransferMetrics {
 ///
 /// # Panics
 ///
-/// With more than 4 294 967 294 distinct ids.
+/// With more than 4 294 967 294 distinct ids, or more than 4 GiB of them.
 impl<S: AsRef<str>> FromIterator<(S, u64)> for TransferMetrics {
     fn from_iter<I: IntoIterator<Item = (S, u64)>>(iter: I) -> Self {
         let mut builder = TransferBuilder::default();
@@ -445,7 +481,8 @@ impl<'a> Iterator for TransferIter<'a> {
     type Item = (&'a str, u64);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (end, bytes) = *self.metrics.entries.get(self.index)?;
+        let entry = *self.metrics.entries.get(self.index)?;
+        let (end, bytes) = (entry.end(), entry.bytes());
         let id = self.metrics.ids.get(self.start..end).unwrap_or_default();
         self.index += 1;
         self.start = end;
@@ -543,7 +580,7 @@ struct TransferBuilder {
     /// over bytes it has checked, so that an ASCII id needs no `str` conversion of its own.
     ids: Vec<u8>,
     /// Per id: where it ends in `ids`, and its byte count.
-    entries: Vec<(usize, u64)>,
+    entries: Vec<Entry>,
     /// How the ids read so far are known not to repeat.
     order: IdOrder,
     /// `(length, value)` of the last [`short_number`] id, in [`IdOrder::NumbersFirst`].
@@ -595,7 +632,7 @@ impl TransferBuilder {
             let end = self.ids.len() + short.length;
             self.ids.extend_from_slice(&short.word.to_le_bytes());
             self.ids.truncate(end);
-            self.entries.push((end, bytes));
+            self.entries.push(Entry::new(end, bytes).ok_or(TooManyIds)?);
             self.last_short = Some(short.order);
             return Ok(());
         }
@@ -624,7 +661,7 @@ impl TransferBuilder {
                 .checked_sub(1)
                 .is_none_or(|last| listing.id(last) < id)
             {
-                self.push(id, bytes);
+                self.push(id, bytes)?;
                 self.last_short = None;
                 return Ok(());
             }
@@ -636,7 +673,7 @@ impl TransferBuilder {
             let key = (id.len(), value);
             if self.last_number.is_none_or(|last| last < key) {
                 self.last_number = Some(key);
-                self.push(id, bytes);
+                self.push(id, bytes)?;
                 return Ok(());
             }
             self.order = IdOrder::Table;
@@ -658,12 +695,12 @@ impl TransferBuilder {
             entries: &self.entries,
         };
         if let Some(index) = self.table.find(listing, hash, id) {
-            self.entries[index].1 = bytes;
+            self.entries[index].set_bytes(bytes);
             return Ok(());
         }
         let index = self.entries.len();
         IdTable::slot_value(index)?;
-        self.push(id, bytes);
+        self.push(id, bytes)?;
         let listing = Listing {
             ids: &self.ids,
             entries: &self.entries,
@@ -706,9 +743,11 @@ impl TransferBuilder {
         Ok(())
     }
 
-    fn push(&mut self, id: &[u8], bytes: u64) {
+    fn push(&mut self, id: &[u8], bytes: u64) -> std::result::Result<(), TooManyIds> {
         self.ids.extend_from_slice(id);
-        self.entries.push((self.ids.len(), bytes));
+        self.entries
+            .push(Entry::new(self.ids.len(), bytes).ok_or(TooManyIds)?);
+        Ok(())
     }
 
     fn finish(self) -> TransferMetrics {
@@ -740,15 +779,15 @@ fn short_number(id: &[u8]) -> Option<u64> {
 #[derive(Clone, Copy)]
 struct Listing<'a> {
     ids: &'a [u8],
-    entries: &'a [(usize, u64)],
+    entries: &'a [Entry],
 }
 
 impl<'a> Listing<'a> {
     fn id(self, index: usize) -> &'a [u8] {
         let start = index
             .checked_sub(1)
-            .map_or(0, |previous| self.entries[previous].0);
-        &self.ids[start..self.entries[index].0]
+            .map_or(0, |previous| self.entries[previous].end());
+        &self.ids[start..self.entries[index].end()]
     }
 }
 
@@ -835,7 +874,7 @@ struct TooManyIds;
 
 impl fmt::Display for TooManyIds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("more than 4 294 967 294 distinct access key ids")
+        f.write_str("more than 4 294 967 294 distinct access key ids, or more than 4 GiB of them")
     }
 }
 
@@ -2011,6 +2050,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Twelve bytes a key, whatever the count: a 100 000-key body from the server then
+    /// decodes into less memory than its own size.
+    #[test]
+    fn transfer_entries_take_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 12);
+        for bytes in [0, 1, u64::from(u32::MAX), 1 << 32, u64::MAX - 1, u64::MAX] {
+            let mut entry = Entry::new(7, 0).unwrap();
+            entry.set_bytes(bytes);
+            assert_eq!((entry.end(), entry.bytes()), (7, bytes));
+        }
+        assert!(Entry::new(1 << 32, 1).is_none());
     }
 
     /// No allocation is sized by counting a byte of the body: an id made of `:` once
