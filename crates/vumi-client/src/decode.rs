@@ -80,6 +80,16 @@ pub(crate) fn scan(body: &[u8]) -> Option<Decoded> {
             } else {
                 loop {
                     points.push(scanner.point()?);
+                    // The separators servers write, `, ` and `,`, stepped over at once.
+                    let rest = &body[scanner.at..];
+                    if rest.starts_with(b", {") {
+                        scanner.at += 2;
+                        continue;
+                    }
+                    if rest.starts_with(b",{") {
+                        scanner.at += 1;
+                        continue;
+                    }
                     match scanner.next()? {
                         b',' => {}
                         b']' => break,
