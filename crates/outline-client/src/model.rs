@@ -300,8 +300,9 @@ impl NewAccessKey {
 /// traffic in the window are present. Ids are strings, including non-numeric ones and `""`
 /// for unlabelled traffic.
 ///
-/// Decoded into one string buffer for all ids plus one `(end, bytes)` pair per key, in the
-/// server's order: a 100 000-key response needs two allocations that grow, not one per key.
+/// Decoded into one string buffer for all ids plus twelve bytes per key (where its id ends,
+/// its count), in the server's order: a 100 000-key response needs two allocations that
+/// grow, not one per key, and takes less memory than its body.
 /// An id that appears twice keeps its first position and its last value, as serde_json's
 /// maps and JavaScript's `JSON.parse` read it; every accessor sees it once.
 ///
@@ -320,7 +321,42 @@ impl NewAccessKey {
 pub struct TransferMetrics {
     ids: String,
     /// Per key: where its id ends in `ids`, and its byte count.
-    entries: Vec<(usize, u64)>,
+    entries: Vec<Entry>,
+}
+
+/// One key of a [`TransferMetrics`]: where its id ends in the id buffer and its byte count,
+/// in twelve bytes where `(usize, u64)` takes sixteen.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    end: u32,
+    /// The count's low and high halves: two `u32`s keep the entry aligned to four bytes.
+    bytes: [u32; 2],
+}
+
+impl Entry {
+    /// `None` past 4 GiB of ids.
+    fn new(end: usize, bytes: u64) -> Option<Self> {
+        let mut entry = Self {
+            end: u32::try_from(end).ok()?,
+            bytes: [0; 2],
+        };
+        entry.set_bytes(bytes);
+        Some(entry)
+    }
+
+    fn end(self) -> usize {
+        self.end as usize
+    }
+
+    fn bytes(self) -> u64 {
+        u64::from(self.bytes[0]) | (u64::from(self.bytes[1]) << 32)
+    }
+
+    fn set_bytes(&mut self, bytes: u64) {
+        #[allow(clippy::cast_possible_truncation, reason = "split into halves")]
+        let halves = [bytes as u32, (bytes >> 32) as u32];
+        self.bytes = halves;
+    }
 }
 
 impl TransferMetrics {
@@ -383,7 +419,7 @@ impl TransferMetrics {
     pub fn total(&self) -> u64 {
         self.entries
             .iter()
-            .fold(0u64, |sum, (_, bytes)| sum.saturating_add(*bytes))
+            .fold(0u64, |sum, entry| sum.saturating_add(entry.bytes()))
     }
 
     /// The same data as a sorted map.
@@ -411,7 +447,7 @@ impl fmt::Debug for TransferMetrics {
 ///
 /// # Panics
 ///
-/// With more than 4 294 967 294 distinct ids.
+/// With more than 4 294 967 294 distinct ids, or more than 4 GiB of them.
 impl<S: AsRef<str>> FromIterator<(S, u64)> for TransferMetrics {
     fn from_iter<I: IntoIterator<Item = (S, u64)>>(iter: I) -> Self {
         let mut builder = TransferBuilder::default();
@@ -445,7 +481,8 @@ impl<'a> Iterator for TransferIter<'a> {
     type Item = (&'a str, u64);
 
     fn next(&mut self) -> Option<Self::Item> {
-        let (end, bytes) = *self.metrics.entries.get(self.index)?;
+        let entry = *self.metrics.entries.get(self.index)?;
+        let (end, bytes) = (entry.end(), entry.bytes());
         let id = self.metrics.ids.get(self.start..end).unwrap_or_default();
         self.index += 1;
         self.start = end;
@@ -543,21 +580,67 @@ struct TransferBuilder {
     /// over bytes it has checked, so that an ASCII id needs no `str` conversion of its own.
     ids: Vec<u8>,
     /// Per id: where it ends in `ids`, and its byte count.
-    entries: Vec<(usize, u64)>,
-    /// `(length, value)` of the last [`short_number`] id, while those have come in strictly
-    /// ascending order. That is the server's order (JavaScript enumerates integer keys
-    /// first, ascending), and ids in it cannot repeat each other, so they need no table:
-    /// only the other ids go into `table`, and a body from the server costs one comparison
-    /// per key.
+    entries: Vec<Entry>,
+    /// How the ids read so far are known not to repeat.
+    order: IdOrder,
+    /// `(length, value)` of the last [`short_number`] id, in [`IdOrder::NumbersFirst`].
     last_number: Option<(usize, u64)>,
-    /// Set by the first number out of that order: from then on every id is in `table`.
-    all_in_table: bool,
+    /// [`ShortId::order`] of the last id, in [`IdOrder::Sorted`], when it was short.
+    last_short: Option<u64>,
     table: IdTable,
+}
+
+/// How a [`TransferBuilder`] knows that an id is new, from the cheapest check to the
+/// dearest; it only ever moves down this list, and at most once rebuilds what it knows
+/// from the ids read so far.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum IdOrder {
+    /// Every id sorts after the one before, byte by byte, as a sorted map is serialized
+    /// (`serde_json` over a `BTreeMap`, Go's `encoding/json`): a repeat would be out of
+    /// order, so one comparison with the last id is the whole check, and no table is kept.
+    #[default]
+    Sorted,
+    /// The [`short_number`] ids strictly ascending by `(length, value)`, which is the
+    /// server's order (JavaScript enumerates integer keys first, ascending): they cannot
+    /// repeat each other, so only the other ids go into the table, and a body from the
+    /// server costs one comparison per key.
+    NumbersFirst,
+    /// Every id is in the table.
+    Table,
 }
 
 impl TransferBuilder {
     fn insert(&mut self, id: &str, bytes: u64) -> std::result::Result<(), TooManyIds> {
         self.insert_checked(id.as_bytes(), short_number(id.as_bytes()), bytes)
+    }
+
+    /// [`TransferBuilder::insert_checked`] for an id read in one word: in
+    /// [`IdOrder::Sorted`], compared with the last id and appended a word at a time.
+    #[inline]
+    fn insert_short(
+        &mut self,
+        id: &[u8],
+        short: ShortId,
+        number: Option<u64>,
+        bytes: u64,
+    ) -> std::result::Result<(), TooManyIds> {
+        if self.order == IdOrder::Sorted
+            && (self.entries.is_empty() || self.last_short.is_some_and(|last| last < short.order))
+        {
+            // The whole word, then the bytes after the id cut off again: a copy of fixed
+            // size instead of one the length of the id.
+            let end = self.ids.len() + short.length;
+            self.ids.extend_from_slice(&short.word.to_le_bytes());
+            self.ids.truncate(end);
+            self.entries.push(Entry::new(end, bytes).ok_or(TooManyIds)?);
+            self.last_short = Some(short.order);
+            return Ok(());
+        }
+        self.insert_checked(id, number, bytes)?;
+        if self.order == IdOrder::Sorted {
+            self.last_short = Some(short.order);
+        }
+        Ok(())
     }
 
     /// `id` must be valid UTF-8 and `number` its [`short_number`].
@@ -567,16 +650,33 @@ impl TransferBuilder {
         number: Option<u64>,
         bytes: u64,
     ) -> std::result::Result<(), TooManyIds> {
-        if !self.all_in_table
+        if self.order == IdOrder::Sorted {
+            let listing = Listing {
+                ids: &self.ids,
+                entries: &self.entries,
+            };
+            if self
+                .entries
+                .len()
+                .checked_sub(1)
+                .is_none_or(|last| listing.id(last) < id)
+            {
+                self.push(id, bytes)?;
+                self.last_short = None;
+                return Ok(());
+            }
+            self.leave_sorted()?;
+        }
+        if self.order == IdOrder::NumbersFirst
             && let Some(value) = number
         {
             let key = (id.len(), value);
             if self.last_number.is_none_or(|last| last < key) {
                 self.last_number = Some(key);
-                self.push(id, bytes);
+                self.push(id, bytes)?;
                 return Ok(());
             }
-            self.all_in_table = true;
+            self.order = IdOrder::Table;
             let listing = Listing {
                 ids: &self.ids,
                 entries: &self.entries,
@@ -595,12 +695,12 @@ impl TransferBuilder {
             entries: &self.entries,
         };
         if let Some(index) = self.table.find(listing, hash, id) {
-            self.entries[index].1 = bytes;
+            self.entries[index].set_bytes(bytes);
             return Ok(());
         }
         let index = self.entries.len();
         IdTable::slot_value(index)?;
-        self.push(id, bytes);
+        self.push(id, bytes)?;
         let listing = Listing {
             ids: &self.ids,
             entries: &self.entries,
@@ -608,9 +708,46 @@ impl TransferBuilder {
         self.table.insert(listing, hash, index)
     }
 
-    fn push(&mut self, id: &[u8], bytes: u64) {
+    /// The first id out of byte order: one pass over the ids read so far finds the next
+    /// check that holds for them, and puts in the table the ids that check does not cover.
+    fn leave_sorted(&mut self) -> std::result::Result<(), TooManyIds> {
+        let listing = Listing {
+            ids: &self.ids,
+            entries: &self.entries,
+        };
+        let mut last_number = None;
+        let mut numbers_first = true;
+        for index in 0..self.entries.len() {
+            if let Some(value) = short_number(listing.id(index)) {
+                let key = (listing.id(index).len(), value);
+                if last_number.is_some_and(|last| last >= key) {
+                    numbers_first = false;
+                    break;
+                }
+                last_number = Some(key);
+            }
+        }
+        for index in 0..self.entries.len() {
+            let earlier = listing.id(index);
+            if !numbers_first || short_number(earlier).is_none() {
+                let hash = self.table.hash(earlier);
+                self.table.insert(listing, hash, index)?;
+            }
+        }
+        self.last_number = last_number;
+        self.order = if numbers_first {
+            IdOrder::NumbersFirst
+        } else {
+            IdOrder::Table
+        };
+        Ok(())
+    }
+
+    fn push(&mut self, id: &[u8], bytes: u64) -> std::result::Result<(), TooManyIds> {
         self.ids.extend_from_slice(id);
-        self.entries.push((self.ids.len(), bytes));
+        self.entries
+            .push(Entry::new(self.ids.len(), bytes).ok_or(TooManyIds)?);
+        Ok(())
     }
 
     fn finish(self) -> TransferMetrics {
@@ -642,15 +779,15 @@ fn short_number(id: &[u8]) -> Option<u64> {
 #[derive(Clone, Copy)]
 struct Listing<'a> {
     ids: &'a [u8],
-    entries: &'a [(usize, u64)],
+    entries: &'a [Entry],
 }
 
 impl<'a> Listing<'a> {
     fn id(self, index: usize) -> &'a [u8] {
         let start = index
             .checked_sub(1)
-            .map_or(0, |previous| self.entries[previous].0);
-        &self.ids[start..self.entries[index].0]
+            .map_or(0, |previous| self.entries[previous].end());
+        &self.ids[start..self.entries[index].end()]
     }
 }
 
@@ -737,7 +874,7 @@ struct TooManyIds;
 
 impl fmt::Display for TooManyIds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("more than 4 294 967 294 distinct access key ids")
+        f.write_str("more than 4 294 967 294 distinct access key ids, or more than 4 GiB of them")
     }
 }
 
@@ -796,10 +933,14 @@ fn scan_transfer(body: &[u8]) -> Option<TransferMetrics> {
     } else {
         loop {
             at = step_over(body, at, b'"')?;
-            let (id, number, after_id) = scan_id(body, at)?;
-            at = step_over(body, after_id, b':')?;
+            let id = scan_id(body, at)?;
+            at = step_over(body, id.end, b':')?;
             let (bytes, after_count) = scan_count(body, skip_whitespace(body, at))?;
-            builder.insert_checked(&id, number, bytes).ok()?;
+            match id.short {
+                Some(short) => builder.insert_short(&id.bytes, short, id.number, bytes),
+                None => builder.insert_checked(&id.bytes, id.number, bytes),
+            }
+            .ok()?;
             at = match body.get(after_count) {
                 Some(b',') => after_count + 1,
                 Some(b'}') => {
@@ -842,6 +983,31 @@ fn step_over(body: &[u8], at: usize, byte: u8) -> Option<usize> {
     (body.get(at) == Some(&byte)).then_some(at + 1)
 }
 
+/// An id as [`scan_id`] read it.
+struct ScannedId<'a> {
+    /// Its bytes, unescaped.
+    bytes: Cow<'a, [u8]>,
+    /// Its [`short_number`].
+    number: Option<u64>,
+    /// For an id of fewer than eight bytes read in one word, that word.
+    short: Option<ShortId>,
+    /// The position after its closing quote.
+    end: usize,
+}
+
+/// An id of fewer than eight bytes, none of them zero (a control byte ends the word
+/// reading), held in one word.
+#[derive(Clone, Copy)]
+struct ShortId {
+    /// The eight bytes from the id's start, first byte lowest: the id and what follows it.
+    word: u64,
+    /// The id's length, below 8.
+    length: usize,
+    /// The id's bytes, first byte highest, zeros after them: as no byte of the id is zero,
+    /// these numbers are ordered as the ids are, byte by byte.
+    order: u64,
+}
+
 /// Ids longer than this are searched for their end with `memchr` rather than byte by byte,
 /// which is quicker for the short ids servers send.
 const LONG_ID: usize = 32;
@@ -849,7 +1015,7 @@ const LONG_ID: usize = 32;
 /// The id whose opening quote is just before `start`: its bytes, checked as serde_json
 /// checks a string, its [`short_number`], and the position after its closing quote; `None`
 /// where serde_json would refuse it.
-fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+fn scan_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
     // An id shorter than eight bytes, as servers write them, is read in one word: its end
     // is the first quote, backslash or control byte, and only a quote ends it here.
     if let Some(chunk) = body.get(start..start + 8) {
@@ -867,7 +1033,16 @@ fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usi
             let number = (length > 0 && digit_run(word) >= length).then(|| {
                 eight_digits(word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - length)))
             });
-            return Some((Cow::Borrowed(id), number, start + length + 1));
+            return Some(ScannedId {
+                bytes: Cow::Borrowed(id),
+                number,
+                short: Some(ShortId {
+                    word,
+                    length,
+                    order: (word & before_quote).swap_bytes(),
+                }),
+                end: start + length + 1,
+            });
         }
     }
     let mut at = start;
@@ -900,11 +1075,16 @@ fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usi
     }
     // Exactly [`short_number`]: an id must fall on the same side however it is spelled.
     let number = (digits_only && (1..=19).contains(&id.len())).then_some(value);
-    Some((Cow::Borrowed(id), number, at + 1))
+    Some(ScannedId {
+        bytes: Cow::Borrowed(id),
+        number,
+        short: None,
+        end: at + 1,
+    })
 }
 
 /// [`scan_id`] for an id of [`LONG_ID`] bytes or more.
-fn scan_long_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+fn scan_long_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
     let end = start + memchr::memchr2(b'"', b'\\', body.get(start..)?)?;
     if body[end] == b'\\' {
         return scan_escaped_id(body, start);
@@ -914,13 +1094,18 @@ fn scan_long_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>
         return None;
     }
     std::str::from_utf8(id).ok()?;
-    Some((Cow::Borrowed(id), None, end + 1))
+    Some(ScannedId {
+        bytes: Cow::Borrowed(id),
+        number: None,
+        short: None,
+        end: end + 1,
+    })
 }
 
 /// [`scan_id`] for an id with an escape: finds the closing quote, skipping every escaped
 /// byte, and lets serde_json read that one literal, with its own rules for `\u` escapes
 /// and surrogate pairs.
-fn scan_escaped_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+fn scan_escaped_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
     let rest = body.get(start..)?;
     let mut end = memchr::memchr2(b'"', b'\\', rest)?;
     while rest[end] == b'\\' {
@@ -930,13 +1115,80 @@ fn scan_escaped_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u
     let literal = body.get(start - 1..start + end + 1)?;
     let id: String = serde_json::from_slice(literal).ok()?;
     let number = short_number(id.as_bytes());
-    Some((Cow::Owned(id.into_bytes()), number, start + end + 1))
+    Some(ScannedId {
+        bytes: Cow::Owned(id.into_bytes()),
+        number,
+        short: None,
+        end: start + end + 1,
+    })
 }
 
 /// A byte count at `start` as `u64` reads it — digits without a leading zero, no sign, no
 /// fraction, no exponent, at most `u64::MAX` — and the position after it. Eight digits at a
 /// time while eight bytes remain.
 fn scan_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
+    // Up to 15 digits, with the sixteen bytes there to read them in two words: no overflow
+    // is possible, so none is checked. Longer counts, and the end of the body, go to
+    // [`scan_long_count`].
+    let word = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(body.get(at..at + 8)?.try_into().ok()?))
+    };
+    let (Some(first), Some(second)) = (word(start), word(start + 8)) else {
+        return scan_long_count(body, start);
+    };
+    let run = digit_run(first);
+    let (value, digits) = match run {
+        0 => return None,
+        8 => {
+            let more = digit_run(second);
+            if more == 8 {
+                return scan_long_count(body, start);
+            }
+            let high = eight_digits(first.wrapping_sub(0x3030_3030_3030_3030));
+            let low = match more {
+                0 => return plain_count(body, start, high, 8),
+                _ => eight_digits(second.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - more))),
+            };
+            (high * TEN_TO_THE[more] + low, 8 + more)
+        }
+        _ => (
+            eight_digits(first.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - run))),
+            run,
+        ),
+    };
+    plain_count(body, start, value, digits)
+}
+
+/// `10^0` to `10^8`.
+const TEN_TO_THE: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The checks of a count of `digits` digits at `start` whose value is `value`: no leading
+/// zero, no fraction, no exponent.
+#[inline]
+fn plain_count(body: &[u8], start: usize, value: u64, digits: usize) -> Option<(u64, usize)> {
+    let at = start + digits;
+    if digits == 0 || (digits > 1 && body[start] == b'0') {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = body.get(at) {
+        return None;
+    }
+    Some((value, at))
+}
+
+/// [`scan_count`] for a count of 16 digits or more, or near the end of the body: eight
+/// digits at a time while eight bytes remain, each step checked for overflow.
+fn scan_long_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
     const POWERS_OF_TEN: [u64; 9] = [
         1,
         10,
@@ -1682,6 +1934,40 @@ mod tests {
         assert_eq!(collected.iter().collect::<Vec<_>>(), [("x", 3), ("y", 2)]);
     }
 
+    /// Every way the builder knows an id is new — byte order, numbers first, the table —
+    /// and every move between them finds a repeat, at any point of the body.
+    #[test]
+    fn transfer_repeats_are_found_in_every_order() {
+        let orders: [&[&str]; 5] = [
+            &["", "0", "1", "10", "100", "11", "2", "a", "b"],
+            &["0", "1", "2", "9", "10", "11", "100", "a", "", "b"],
+            &["0", "1", "10", "2", "11", "a", "b"],
+            &["a", "b", "0", "1", "c"],
+            &["10", "9", "b", "a", "1"],
+        ];
+        for ids in orders {
+            for repeated in 0..ids.len() {
+                for at in repeated + 1..=ids.len() {
+                    let mut sent: Vec<(&str, u64)> = ids.iter().copied().zip(1..).collect();
+                    sent.insert(at, (ids[repeated], 1000));
+                    let mut expected: Vec<(&str, u64)> = ids.iter().copied().zip(1..).collect();
+                    expected[repeated].1 = 1000;
+                    let built: TransferMetrics = sent.iter().copied().collect();
+                    assert_eq!(built.iter().collect::<Vec<_>>(), expected, "{sent:?}");
+                    let body = format!(
+                        r#"{{"bytesTransferredByUserId":{{{}}}}}"#,
+                        sent.iter()
+                            .map(|(id, bytes)| format!(r#""{id}":{bytes}"#))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    let scanned = scan_transfer(body.as_bytes()).unwrap();
+                    assert_eq!(scanned.iter().collect::<Vec<_>>(), expected, "{body}");
+                }
+            }
+        }
+    }
+
     /// A byte count is read as `u64` reads it: a fraction or an exponent is refused whatever
     /// its value, since a float cannot tell `1.0000000000000001` from `1`.
     #[test]
@@ -1750,7 +2036,7 @@ mod tests {
         ] {
             for length in 0..=digits.len() {
                 for end in 0..=255u8 {
-                    for padding in [0, 7] {
+                    for padding in [0, 7, 8, 16] {
                         let mut text = digits.as_bytes()[..length].to_vec();
                         text.push(end);
                         text.extend(std::iter::repeat_n(b' ', padding));
@@ -1764,6 +2050,19 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Twelve bytes a key, whatever the count: a 100 000-key body from the server then
+    /// decodes into less memory than its own size.
+    #[test]
+    fn transfer_entries_take_twelve_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 12);
+        for bytes in [0, 1, u64::from(u32::MAX), 1 << 32, u64::MAX - 1, u64::MAX] {
+            let mut entry = Entry::new(7, 0).unwrap();
+            entry.set_bytes(bytes);
+            assert_eq!((entry.end(), entry.bytes()), (7, bytes));
+        }
+        assert!(Entry::new(1 << 32, 1).is_none());
     }
 
     /// No allocation is sized by counting a byte of the body: an id made of `:` once
