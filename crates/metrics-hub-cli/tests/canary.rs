@@ -11,7 +11,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::Request;
 use axum::http::StatusCode;
-use common::{Running, TempDir, command, free_port, get, wait_for};
+use common::{Running, TempDir, command, free_port, get, served_address, wait_for};
 
 /// Every credential of the config, each in its own position.
 const CANARIES: [&str; 9] = [
@@ -70,10 +70,10 @@ async fn deny(request: Request) -> (StatusCode, String) {
     )
 }
 
-fn config(echo: SocketAddr, denied: SocketAddr, refused: u16, metrics_port: u16) -> String {
+fn config(echo: SocketAddr, denied: SocketAddr, refused: u16) -> String {
     format!(
         r#"[server]
-listen = "127.0.0.1:{metrics_port}"
+listen = "127.0.0.1:0"
 
 [defaults]
 interval = "1s"
@@ -158,10 +158,9 @@ async fn no_output_or_log_line_contains_a_credential() {
     assert!(echoed.contains(CANARIES[0]));
 
     let dir = TempDir::new("canary");
-    let port = free_port();
     let file = dir.write(
         "hub.toml",
-        &config(echo_address, denied_address, free_port(), port),
+        &config(echo_address, denied_address, free_port()),
     );
     dir.write("appoptics.token", &format!("{}\n", CANARIES[2]));
     dir.write("unleash.token", CANARIES[4]);
@@ -190,7 +189,10 @@ async fn no_output_or_log_line_contains_a_credential() {
     };
 
     let mut server = Running::spawn(with_secrets(&["serve"]), "serve", dir.path());
-    let base = format!("http://127.0.0.1:{port}");
+    let base = format!(
+        "http://{}",
+        served_address(dir.path(), "serve.stderr", &mut server)
+    );
     let metrics = wait_for(
         Duration::from_secs(30),
         "every source to fail twice",

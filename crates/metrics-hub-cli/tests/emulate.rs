@@ -27,35 +27,44 @@ fn exports(stdout: &str) -> Vec<(String, String)> {
 #[test]
 fn emulated_backends_on_fixed_ports_are_collected_through_their_variables() {
     let dir = TempDir::new("emulate");
-    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
-    let mut emulate = command(dir.path());
-    emulate.arg("emulate");
-    for (backend, port) in ["outline", "appoptics", "unleash", "coopr", "vumi"]
-        .iter()
-        .zip(&ports)
-    {
-        emulate
-            .arg(format!("--{backend}-port"))
-            .arg(port.to_string());
-    }
-    let mut emulator = Running::spawn(emulate, "emulate", dir.path());
-
-    let started = std::time::Instant::now();
-    let variables = loop {
-        let stdout = common::read(dir.path(), "emulate.stdout");
-        if stdout.contains("export VUMI_METRICS=") {
-            break exports(&stdout);
+    // A port found free may be taken by another test before `emulate` binds it: try again
+    // with other ports then.
+    let mut attempts = 0;
+    let (ports, mut emulator, variables) = loop {
+        attempts += 1;
+        let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+        let mut emulate = command(dir.path());
+        emulate.arg("emulate");
+        for (backend, port) in ["outline", "appoptics", "unleash", "coopr", "vumi"]
+            .iter()
+            .zip(&ports)
+        {
+            emulate
+                .arg(format!("--{backend}-port"))
+                .arg(port.to_string());
         }
-        assert!(
-            emulator.exited().is_none(),
-            "emulate exited: {}",
-            common::read(dir.path(), "emulate.stderr")
-        );
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "no variables printed"
-        );
-        std::thread::sleep(Duration::from_millis(100));
+        let mut emulator = Running::spawn(emulate, "emulate", dir.path());
+        let started = std::time::Instant::now();
+        let printed = loop {
+            let stdout = common::read(dir.path(), "emulate.stdout");
+            if stdout.contains("export VUMI_METRICS=") {
+                break Some(exports(&stdout));
+            }
+            if emulator.exited().is_some() {
+                break None;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no variables printed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stderr = common::read(dir.path(), "emulate.stderr");
+        match printed {
+            Some(variables) => break (ports, emulator, variables),
+            None if attempts < 3 && stderr.contains("cannot listen on") => {}
+            None => panic!("emulate exited: {stderr}"),
+        }
     };
     let names: Vec<&str> = variables.iter().map(|(n, _)| n.as_str()).collect();
     for expected in [

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Running, TempDir, command, free_port, get, wait_for};
+use common::{Running, TempDir, command, free_port, get, served_address, wait_for};
 use metrics_hub_cli::demo::{self, Demo};
 
 /// The demo sources as a config file, their credentials from the variables `emulate`
@@ -104,21 +104,21 @@ async fn prometheus_scrapes_every_backend_and_sees_one_go_down() {
     let dir = TempDir::new("prometheus-e2e");
     let config = dir.write("hub.toml", CONFIG);
 
-    let exporter_port = free_port();
     let mut serve = command(dir.path());
     serve
         .arg("--config")
         .arg(&config)
-        .args(["serve", "--listen", &format!("127.0.0.1:{exporter_port}")])
+        .args(["serve", "--listen", "127.0.0.1:0"])
         .envs(environment.iter().map(|(n, v)| (*n, v.as_str())));
-    let _exporter = Running::spawn(serve, "serve", dir.path());
+    let mut exporter = Running::spawn(serve, "serve", dir.path());
+    let exporter_address = served_address(dir.path(), "serve.stderr", &mut exporter);
 
     let prometheus_port = free_port();
     let prometheus_config = dir.write(
         "prometheus.yml",
         &format!(
             "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: metrics-hub\n    static_configs:\n      - targets: ['127.0.0.1:{exporter_port}']\n"
+             scrape_configs:\n  - job_name: metrics-hub\n    static_configs:\n      - targets: ['{exporter_address}']\n"
         ),
     );
     let mut run_prometheus = std::process::Command::new("bash");

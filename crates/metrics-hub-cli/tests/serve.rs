@@ -5,7 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Running, TempDir, command, free_port, get, promtool_check, sample, wait_for};
+use common::{
+    Running, TempDir, command, free_port, get, promtool_check, sample, served_address, wait_for,
+};
 
 const BACKENDS: [&str; 5] = ["outline", "appoptics", "unleash", "coopr", "vumi"];
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -31,11 +33,13 @@ fn assert_promtool_accepts(body: &str, format: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_no_config_it_serves_all_five_emulated_backends_in_both_formats() {
     let dir = TempDir::new("serve-demo");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let mut serve = command(dir.path());
-    serve.args(["serve", "--listen", &format!("127.0.0.1:{port}")]);
+    serve.args(["serve", "--listen", "127.0.0.1:0"]);
     let mut server = Running::spawn(serve, "serve", dir.path());
+    let base = format!(
+        "http://{}",
+        served_address(dir.path(), "serve.stderr", &mut server)
+    );
 
     let text = wait_for(Duration::from_secs(30), "five sources up", || async {
         let (_, _, body) = get(&format!("{base}/metrics"), &[]).await?;
@@ -142,20 +146,22 @@ async fn with_no_config_it_serves_all_five_emulated_backends_in_both_formats() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrapes_need_the_configured_credentials_and_a_failing_source_is_down() {
     let dir = TempDir::new("serve-auth");
-    let port = free_port();
     let closed = free_port();
-    let base = format!("http://127.0.0.1:{port}");
     let config = dir.write(
         "hub.toml",
         &format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n[server.auth]\nbearer_token = {{ file = \"token\" }}\n\n\
+            "[server]\nlisten = \"127.0.0.1:0\"\n[server.auth]\nbearer_token = {{ file = \"token\" }}\n\n\
              [sources.queue]\nbackend = \"coopr\"\nurl = \"http://127.0.0.1:{closed}\"\nuser_id = \"admin\"\ntenant = \"superadmin\"\ninterval = \"1s\"\n"
         ),
     );
     dir.write("token", "s3cret-scrape-token\n");
     let mut serve = command(dir.path());
     serve.arg("--config").arg(&config).arg("serve");
-    let _server = Running::spawn(serve, "serve", dir.path());
+    let mut server = Running::spawn(serve, "serve", dir.path());
+    let base = format!(
+        "http://{}",
+        served_address(dir.path(), "serve.stderr", &mut server)
+    );
 
     let metrics = format!("{base}/metrics");
     let (status, _, _) =

@@ -269,3 +269,25 @@ pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         .and_then(|line| line.rsplit(' ').next())
         .and_then(|v| v.parse().ok())
 }
+
+/// The address a `serve` started with port 0 listens on, from its log in `dir/file`.
+pub fn served_address(dir: &Path, file: &str, process: &mut Running) -> String {
+    let started = Instant::now();
+    loop {
+        let log = read(dir, file);
+        if let Some(address) = log
+            .lines()
+            .filter(|l| l.contains("serving /metrics"))
+            .find_map(|l| l.split("address=").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+        {
+            return address.to_owned();
+        }
+        assert!(process.exited().is_none(), "serve exited:\n{log}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "serve did not start listening:\n{log}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
