@@ -461,11 +461,13 @@ impl AppOpticsClient {
                 backend,
                 code: Some(code),
                 message,
+                detail,
             }) if code == CODE_RATE_LIMITED => Err(Error::RateLimited {
                 backend,
                 retry_after: None,
                 code: Some(code),
                 message,
+                detail,
             }),
             Err(error) => Err(error),
         }
@@ -723,6 +725,7 @@ fn check_success_body(response: &Response) -> Result<()> {
                 "the server accepted the request but reported errors: {}",
                 render_errors(errors)
             ),
+            detail: None,
         }),
         _ => Ok(()),
     }

@@ -263,7 +263,7 @@ pub fn parse_error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) ->
             message = Some(format!("{text} ({limits})"));
         }
     }
-    ErrorBody { code, message }
+    ErrorBody::new(code, message)
 }
 
 #[cfg(test)]

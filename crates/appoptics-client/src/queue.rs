@@ -473,6 +473,7 @@ impl MeasurementQueue {
             Some(source) => Err(Error::Incomplete {
                 backend: BACKEND,
                 unsent,
+                items: "measurements",
                 source: Box::new(source),
             }),
         }

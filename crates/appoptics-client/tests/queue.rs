@@ -113,7 +113,7 @@ async fn a_failed_chunk_and_only_that_chunk_stays_queued() {
     };
     assert_eq!(*unsent, 300);
     assert_eq!(source.status(), Some(503));
-    assert!(err.to_string().contains("300 item(s)"), "{err}");
+    assert!(err.to_string().contains("300 measurements"), "{err}");
     assert_eq!(queue.len(), 300);
 
     // What stayed is exactly one chunk of the original split: 300 consecutive values

@@ -4,6 +4,7 @@ use std::fmt;
 
 use metrics_core::http::{HttpClient, Request};
 use metrics_core::reqwest::Url;
+use metrics_core::reqwest::header::{HeaderName, HeaderValue};
 use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
 
 use crate::BACKEND;
@@ -22,6 +23,10 @@ pub const TENANT_HEADER: &str = "Coopr-TenantID";
 /// Header carrying the API key (sent when configured; the server never checks it).
 pub const API_KEY_HEADER: &str = "Coopr-ApiKey";
 
+/// Header names as `HeaderName::from_static` needs them (HTTP header names are
+/// case-insensitive; the server reads them either way).
+const USER_HEADER_LOWER: &str = "coopr-userid";
+const TENANT_HEADER_LOWER: &str = "coopr-tenantid";
 const QUEUES_PATH: &str = "metrics/queues";
 const NODE_USAGE_PATH: &str = "metrics/nodes/usage";
 
@@ -272,15 +277,27 @@ impl CooprClientBuilder {
         let user_id = required(self.user_id, "user id", "with_user_id", "COOPR_USER_ID")?;
         let tenant = required(self.tenant, "tenant name", "with_tenant", "COOPR_TENANT_ID")?;
 
-        let mut headers = vec![
-            (USER_HEADER.to_owned(), Secret::new(user_id.clone())),
-            (TENANT_HEADER.to_owned(), Secret::new(tenant.clone())),
-        ];
-        if let Some(key) = self.api_key {
-            headers.push((API_KEY_HEADER.to_owned(), key));
-        }
+        // The user id and tenant name say who is asking; only the API key is a secret.
+        let identity = |name: &'static str, value: &str, setter: &str| {
+            HeaderValue::from_str(value)
+                .map_err(|_| {
+                    Error::config(
+                        BACKEND,
+                        format!("the {setter} value cannot be sent in an HTTP header"),
+                    )
+                })
+                .map(|value| (HeaderName::from_static(name), value))
+        };
+        let (user_name, user_value) = identity(USER_HEADER_LOWER, &user_id, "with_user_id")?;
+        let (tenant_name, tenant_value) = identity(TENANT_HEADER_LOWER, &tenant, "with_tenant")?;
+        let credentials = self
+            .api_key
+            .map(|key| Auth::Headers(vec![(API_KEY_HEADER.to_owned(), key)]))
+            .unwrap_or_default();
         let http = HttpClient::builder(BACKEND, api_root(&base_url))
-            .with_auth(Auth::Headers(headers))
+            .with_auth(credentials)
+            .with_constant_header(user_name, user_value)
+            .with_constant_header(tenant_name, tenant_value)
             .with_options(&self.options)
             .with_retry(self.retry)
             .with_error_body_parser(parse_error_body)

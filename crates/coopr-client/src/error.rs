@@ -1,11 +1,13 @@
 //! Coopr's plain-text error bodies, read into [`metrics_core::Error`]s with a code.
 //!
 //! The server answers every handler error with `text/plain` and the message alone, never
-//! JSON, and has no error codes. The client keeps the text as the error's message and derives
-//! a code from the status and the server's fixed wording, so that callers can match on
-//! [`CooprErrorKind`] instead of on strings.
+//! JSON, and has no error codes. The client reads the body once, where it arrives: it keeps
+//! the text as the error's message and attaches a typed [`CooprError`] (the kind recognised
+//! from the status and the server's fixed wording) to the core error, so that callers match
+//! on [`CooprErrorKind`] instead of on strings.
 
 use std::fmt;
+use std::sync::Arc;
 
 use metrics_core::Error;
 use metrics_core::http::{ErrorBody, body_snippet};
@@ -21,10 +23,13 @@ const MAX_MESSAGE_CHARS: usize = 1_000;
 /// What a Coopr error answer means, derived from its status and text.
 ///
 /// ```
-/// use coopr_client::CooprErrorKind;
+/// use std::sync::Arc;
+/// use coopr_client::{CooprError, CooprErrorKind};
 /// use metrics_core::Error;
 ///
-/// let err = Error::api("coopr", 405, Some("TenantNotAllowed".into()), "Getting information about tenant tenant2 not allowed for tenant tenant1");
+/// // What the client builds from a 405 answer of the server:
+/// let err = Error::api("coopr", 405, Some("TenantNotAllowed".into()), "Getting information about tenant tenant2 not allowed for tenant tenant1")
+///     .with_detail(Arc::new(CooprError::new(CooprErrorKind::TenantNotAllowed)));
 /// assert_eq!(CooprErrorKind::of(&err), Some(CooprErrorKind::TenantNotAllowed));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -84,30 +89,10 @@ impl CooprErrorKind {
         }
     }
 
-    const ALL: [Self; 14] = [
-        Self::MissingUserId,
-        Self::MissingTenantId,
-        Self::UnknownTenant,
-        Self::TenantStoreFailed,
-        Self::QueueMetricsForbidden,
-        Self::QueueMetricsFailed,
-        Self::TenantNotAllowed,
-        Self::BadTimestamp,
-        Self::BadGroupBy,
-        Self::BadTimeUnit,
-        Self::DatabaseFailed,
-        Self::ServerException,
-        Self::UnknownPath,
-        Self::MethodNotAllowed,
-    ];
-
-    /// The kind of a Coopr error, when it is an answer the client recognised.
+    /// The kind of a Coopr error, when it is an answer the client recognised: the
+    /// [`CooprError`] the client attached to it.
     pub fn of(error: &Error) -> Option<Self> {
-        if error.backend() != BACKEND {
-            return None;
-        }
-        let code = error.code()?;
-        Self::ALL.into_iter().find(|kind| kind.code() == code)
+        error.detail::<CooprError>().map(|detail| detail.kind)
     }
 
     /// Recognises the server's fixed messages.
@@ -149,6 +134,23 @@ impl fmt::Display for CooprErrorKind {
     }
 }
 
+/// The client's typed reading of a Coopr error answer, attached to the core error; get it
+/// with [`Error::detail`] or [`CooprErrorKind::of`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Coopr error {kind}")]
+#[non_exhaustive]
+pub struct CooprError {
+    /// What the answer means.
+    pub kind: CooprErrorKind,
+}
+
+impl CooprError {
+    /// The reading of an answer of this kind.
+    pub fn new(kind: CooprErrorKind) -> Self {
+        Self { kind }
+    }
+}
+
 /// The error-body parser: the body is the message, as text. An HTML page (a proxy's) is
 /// shortened to one line; JSON is not looked into, because Coopr never sends it.
 pub(crate) fn parse_error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorBody {
@@ -158,10 +160,7 @@ pub(crate) fn parse_error_body(status: StatusCode, headers: &HeaderMap, body: &[
         .is_some_and(|v| v.to_ascii_lowercase().contains("html"))
         || body.trim_ascii_start().starts_with(b"<");
     if is_html {
-        return ErrorBody {
-            code: None,
-            message: body_snippet(body),
-        };
+        return ErrorBody::new(None, body_snippet(body));
     }
     let text = String::from_utf8_lossy(body);
     // One line for logs: a control character in a body must not start a fake log line.
@@ -177,9 +176,10 @@ pub(crate) fn parse_error_body(status: StatusCode, headers: &HeaderMap, body: &[
         Some((cut, _)) => format!("{}…", &cleaned[..cut]),
         None => cleaned,
     };
-    ErrorBody {
-        code: CooprErrorKind::classify(status.as_u16(), &message).map(|k| k.code().to_owned()),
-        message: Some(message),
+    match CooprErrorKind::classify(status.as_u16(), &message) {
+        Some(kind) => ErrorBody::new(Some(kind.code().to_owned()), Some(message))
+            .with_detail(Arc::new(CooprError::new(kind))),
+        None => ErrorBody::new(None, Some(message)),
     }
 }
 
@@ -328,13 +328,16 @@ mod tests {
                 Some(kind),
                 "{message}"
             );
-            let err = Error::api(BACKEND, status, Some(kind.code().to_owned()), message);
+            let body = parse(status, Some("text/plain"), message);
+            let err = Error::api(BACKEND, status, body.code.clone(), message)
+                .with_detail(body.detail.expect("a typed detail"));
             assert_eq!(CooprErrorKind::of(&err), Some(kind));
         }
         assert_eq!(
             CooprErrorKind::classify(400, "Tenant does not exist."),
             None
         );
+        // A code alone, without the client's typed reading, is not taken for one.
         let other = Error::api("vumi", 404, Some("UnknownTenant".into()), "x");
         assert_eq!(CooprErrorKind::of(&other), None);
     }
@@ -346,7 +349,8 @@ mod tests {
             404,
             Some("UnknownPath".into()),
             "Problem accessing: /metrics/queues. Reason: Not Found",
-        );
+        )
+        .with_detail(Arc::new(CooprError::new(CooprErrorKind::UnknownPath)));
         let refined = refine(err, "metrics/queues");
         assert!(matches!(
             refined,

@@ -13,8 +13,8 @@
 //! and how a [`Query`](metrics_core::Query) maps onto the API.
 //!
 //! Errors are [`metrics_core::Error`]s. Coopr answers errors in plain text; the client keeps
-//! the text as the message and derives a code from it, which [`CooprErrorKind::of`] turns
-//! into an enum: 401 missing header → [`Error::Unauthenticated`](metrics_core::Error::Unauthenticated),
+//! the text as the message and attaches a typed [`CooprError`] to the error, which
+//! [`CooprErrorKind::of`] reads back: 401 missing header → [`Error::Unauthenticated`](metrics_core::Error::Unauthenticated),
 //! 403 not an admin → [`Error::Forbidden`](metrics_core::Error::Forbidden), 404 unknown tenant
 //! → [`Error::NotFound`](metrics_core::Error::NotFound), 405 another tenant and 400 bad
 //! parameters and 500s → [`Error::Api`](metrics_core::Error::Api) with that status, a path the
@@ -61,7 +61,7 @@ pub use client::{
     ADMIN_USER, API_KEY_HEADER, CooprClient, CooprClientBuilder, SUPERADMIN_TENANT, TENANT_HEADER,
     USER_HEADER,
 };
-pub use error::CooprErrorKind;
+pub use error::{CooprError, CooprErrorKind};
 pub use model::{
     GroupBy, NodeUsage, NodeUsageQuery, QueueMetrics, TenantQueues, TimeUnit, Timestamp,
     UsageInterval,

@@ -117,28 +117,46 @@ impl Aggregator {
     /// timeout). Needs a Tokio runtime.
     pub async fn collect(&self, query: &Query) -> Collection {
         let mut tasks = JoinSet::new();
+        let mut index_of_task = std::collections::HashMap::new();
         for (index, named) in self.sources.iter().enumerate() {
             let source = Arc::clone(&named.source);
             let query = query.clone();
             let timeout = self.timeout;
-            tasks.spawn(async move { (index, source.collect_with_timeout(&query, timeout).await) });
+            let handle =
+                tasks.spawn(async move { source.collect_with_timeout(&query, timeout).await });
+            index_of_task.insert(handle.id(), index);
         }
         let mut results: Vec<Option<crate::Result<Vec<Series>>>> =
             (0..self.sources.len()).map(|_| None).collect();
-        while let Some(joined) = tasks.join_next().await {
-            // A panicking source is left as `None` and reported below as a failure.
-            if let Ok((index, result)) = joined {
-                results[index] = Some(result);
-            }
+        while let Some(joined) = tasks.join_next_with_id().await {
+            let (id, result) = match joined {
+                Ok((id, result)) => (id, result),
+                Err(join_error) => {
+                    let id = join_error.id();
+                    let index = index_of_task[&id];
+                    let message = if join_error.is_panic() {
+                        panic_message(join_error.into_panic())
+                    } else {
+                        "the collect task was cancelled".to_owned()
+                    };
+                    (
+                        id,
+                        Err(Error::Panicked {
+                            backend: self.sources[index].source.backend(),
+                            message,
+                        }),
+                    )
+                }
+            };
+            results[index_of_task[&id]] = Some(result);
         }
 
         let mut collection = Collection::default();
         for (named, result) in self.sources.iter().zip(results) {
             let result = result.unwrap_or_else(|| {
-                Err(Error::Transport {
+                Err(Error::Panicked {
                     backend: named.source.backend(),
-                    message: "the collect task panicked".to_owned(),
-                    source: None,
+                    message: "the collect task ended without a result".to_owned(),
                 })
             });
             match result {
@@ -158,5 +176,16 @@ impl Aggregator {
             }
         }
         collection
+    }
+}
+
+/// The text of a panic payload, when it is one.
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => payload.downcast_ref::<&str>().map_or_else(
+            || "a panic without a message".to_owned(),
+            |s| (*s).to_owned(),
+        ),
     }
 }

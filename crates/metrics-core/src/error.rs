@@ -1,11 +1,19 @@
 //! The one error type every backend returns.
 
 use std::error::Error as StdError;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// A boxed error source. Keeping sources boxed keeps `reqwest` and `serde_json` out of the
-/// public API: callers can walk [`std::error::Error::source`] without naming those crates.
+use crate::disposition::{Disposition, Processing, Retry};
+
+/// A boxed error source.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A shared error source. Sources are shared rather than boxed so that an [`Error`] can be
+/// cloned (a background task reports one failure to several callers without rebuilding it),
+/// and type-erased so that `reqwest` and `serde_json` stay out of the public API: callers walk
+/// [`std::error::Error::source`] without naming those crates.
+pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -29,7 +37,10 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 ///     "coopr: the server answered HTTP 400: start must be before end"
 /// );
 /// ```
-#[derive(Debug, thiserror::Error)]
+///
+/// What the failure means for the request — whether the server can have acted on it, whether
+/// to try again and when, what a writer does with its data — is [`Error::disposition`].
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The client was configured with a missing or invalid setting; nothing was sent.
@@ -52,7 +63,7 @@ pub enum Error {
     },
 
     /// HTTP 401: the credentials are missing or wrong.
-    #[error("{backend}: the server rejected the credentials (HTTP 401{}): {message}; check the token or password", code_suffix(code.as_deref()))]
+    #[error("{backend}: the server rejected the credentials (HTTP 401{}){}; check the token or password", code_suffix(code.as_deref()), message_suffix(message))]
     Unauthenticated {
         /// The backend that reported the error.
         backend: &'static str,
@@ -60,10 +71,13 @@ pub enum Error {
         code: Option<String>,
         /// The server's message.
         message: String,
+        /// The backend's own reading of the error body, when it has one (see
+        /// [`Error::detail`]).
+        detail: Option<SharedError>,
     },
 
     /// HTTP 403: the credentials are valid but not allowed to do this.
-    #[error("{backend}: the credentials are not allowed to do this (HTTP 403{}): {message}", code_suffix(code.as_deref()))]
+    #[error("{backend}: the credentials are not allowed to do this (HTTP 403{}){}", code_suffix(code.as_deref()), message_suffix(message))]
     Forbidden {
         /// The backend that reported the error.
         backend: &'static str,
@@ -71,10 +85,13 @@ pub enum Error {
         code: Option<String>,
         /// The server's message.
         message: String,
+        /// The backend's own reading of the error body, when it has one (see
+        /// [`Error::detail`]).
+        detail: Option<SharedError>,
     },
 
     /// HTTP 404: the resource does not exist.
-    #[error("{backend}: not found (HTTP 404{}): {message}", code_suffix(code.as_deref()))]
+    #[error("{backend}: not found (HTTP 404{}){}", code_suffix(code.as_deref()), message_suffix(message))]
     NotFound {
         /// The backend that reported the error.
         backend: &'static str,
@@ -82,11 +99,14 @@ pub enum Error {
         code: Option<String>,
         /// The server's message.
         message: String,
+        /// The backend's own reading of the error body, when it has one (see
+        /// [`Error::detail`]).
+        detail: Option<SharedError>,
     },
 
     /// HTTP 429: too many requests. Retried automatically where safe; this is what is left
     /// when retries ran out.
-    #[error("{backend}: rate limited (HTTP 429{}){}: {message}", code_suffix(code.as_deref()), retry_after_suffix(*retry_after))]
+    #[error("{backend}: rate limited (HTTP 429{}){}{}", code_suffix(code.as_deref()), retry_after_suffix(*retry_after), message_suffix(message))]
     RateLimited {
         /// The backend that reported the error.
         backend: &'static str,
@@ -96,10 +116,13 @@ pub enum Error {
         code: Option<String>,
         /// The server's message.
         message: String,
+        /// The backend's own reading of the error body, when it has one (see
+        /// [`Error::detail`]).
+        detail: Option<SharedError>,
     },
 
     /// Any other HTTP error status, with the server's own code and message.
-    #[error("{backend}: the server answered HTTP {status}{}{}: {message}", code_suffix(code.as_deref()), retry_after_suffix(*retry_after))]
+    #[error("{backend}: the server answered HTTP {status}{}{}{}", code_suffix(code.as_deref()), retry_after_suffix(*retry_after), message_suffix(message))]
     Api {
         /// The backend that reported the error.
         backend: &'static str,
@@ -111,6 +134,9 @@ pub enum Error {
         code: Option<String>,
         /// The server's message, or the start of its body when it sent no structured error.
         message: String,
+        /// The backend's own reading of the error body, when it has one (see
+        /// [`Error::detail`]).
+        detail: Option<SharedError>,
     },
 
     /// The server's version does not have this endpoint (not yet, or not any more).
@@ -131,6 +157,9 @@ pub enum Error {
         backend: &'static str,
         /// What timed out, and after how long.
         message: String,
+        /// Whether the request can have reached the server: [`Processing::NotSent`] when
+        /// the connection was never made, [`Processing::Unknown`] otherwise.
+        processing: Processing,
     },
 
     /// The TLS handshake failed, for example because the server's certificate does not match
@@ -143,7 +172,7 @@ pub enum Error {
         message: String,
         /// The underlying error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 
     /// The connection could not be made, broke, or the body ended early.
@@ -153,9 +182,11 @@ pub enum Error {
         backend: &'static str,
         /// What happened, including the cause chain (never a URL).
         message: String,
+        /// Whether the request can have reached the server, as seen on the wire.
+        processing: Processing,
         /// The underlying error.
         #[source]
-        source: Option<BoxError>,
+        source: Option<SharedError>,
     },
 
     /// The response body is not what the API documents.
@@ -185,16 +216,55 @@ pub enum Error {
 
     /// Part of a batch was not delivered. The undelivered items were kept and will be sent
     /// again; `source` says why this attempt failed.
-    #[error("{backend}: {unsent} item(s) were not delivered and remain queued: {source}")]
+    #[error(
+        "{backend}: {unsent} {items} not delivered and still queued: {}",
+        WithoutBackend(source)
+    )]
     Incomplete {
         /// The backend that reported the error.
         backend: &'static str,
-        /// How many items (measurements, buckets) are still waiting.
+        /// How many items are still waiting, counted in `items`.
         unsent: usize,
+        /// What `unsent` counts, in the plural: `"measurements"`, `"evaluations"`.
+        items: &'static str,
         /// Why they were not delivered.
         #[source]
         source: Box<Error>,
     },
+
+    /// The source's code panicked while collecting. Reported as its own failure, never
+    /// retried: the same call would panic again.
+    #[error("{backend}: the source panicked while collecting: {message}")]
+    Panicked {
+        /// The backend of the source that panicked.
+        backend: &'static str,
+        /// The panic message, when it was a string.
+        message: String,
+    },
+}
+
+/// Shows an error without its leading `backend: `, for messages that already name it.
+struct WithoutBackend<'a>(&'a Error);
+
+impl std::fmt::Display for WithoutBackend<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let text = self.0.to_string();
+        let prefix_len = self.0.backend().len() + 2;
+        match text.get(..prefix_len) {
+            Some(prefix) if prefix.starts_with(self.0.backend()) && prefix.ends_with(": ") => {
+                f.write_str(&text[prefix_len..])
+            }
+            _ => f.write_str(&text),
+        }
+    }
+}
+
+fn message_suffix(message: &str) -> String {
+    if message.trim().is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
 }
 
 fn code_suffix(code: Option<&str>) -> String {
@@ -232,11 +302,12 @@ impl Error {
         }
     }
 
-    /// An [`Error::Timeout`] error.
+    /// An [`Error::Timeout`] of a request that may have reached the server.
     pub fn timeout(backend: &'static str, message: impl Into<String>) -> Self {
         Self::Timeout {
             backend,
             message: message.into(),
+            processing: Processing::Unknown,
         }
     }
 
@@ -266,6 +337,21 @@ impl Error {
         }
     }
 
+    /// An [`Error::Transport`] error: `processing` is what the wire showed.
+    pub fn transport(
+        backend: &'static str,
+        processing: Processing,
+        message: impl Into<String>,
+        source: Option<SharedError>,
+    ) -> Self {
+        Self::Transport {
+            backend,
+            message: message.into(),
+            processing,
+            source,
+        }
+    }
+
     /// The error for an HTTP error status: 401, 403, 404 and 429 get their own variants,
     /// everything else is [`Error::Api`].
     pub fn api(
@@ -275,27 +361,32 @@ impl Error {
         message: impl Into<String>,
     ) -> Self {
         let message = message.into();
+        let detail = None;
         match status {
             401 => Self::Unauthenticated {
                 backend,
                 code,
                 message,
+                detail,
             },
             403 => Self::Forbidden {
                 backend,
                 code,
                 message,
+                detail,
             },
             404 => Self::NotFound {
                 backend,
                 code,
                 message,
+                detail,
             },
             429 => Self::RateLimited {
                 backend,
                 retry_after: None,
                 code,
                 message,
+                detail,
             },
             _ => Self::Api {
                 backend,
@@ -303,7 +394,58 @@ impl Error {
                 retry_after: None,
                 code,
                 message,
+                detail,
             },
+        }
+    }
+
+    /// Attaches the backend's own reading of an error body (a typed value users get back
+    /// with [`Error::detail`]). No effect on variants that do not come from a status.
+    #[must_use]
+    pub fn with_detail(mut self, value: SharedError) -> Self {
+        if let Self::Unauthenticated { detail, .. }
+        | Self::Forbidden { detail, .. }
+        | Self::NotFound { detail, .. }
+        | Self::RateLimited { detail, .. }
+        | Self::Api { detail, .. } = &mut self
+        {
+            *detail = Some(value);
+        }
+        self
+    }
+
+    /// Sets how long the server asked to wait, on [`Error::RateLimited`] and [`Error::Api`].
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        if let Self::RateLimited { retry_after, .. } | Self::Api { retry_after, .. } = &mut self {
+            *retry_after = wait;
+        }
+        self
+    }
+
+    /// The backend's own reading of the error body, as the type the backend documents,
+    /// when the server's answer had one.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use metrics_core::Error;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("tenant missing")]
+    /// struct TenantMissing;
+    ///
+    /// let err = Error::api("coopr", 404, None, "tenant missing").with_detail(Arc::new(TenantMissing));
+    /// assert!(err.detail::<TenantMissing>().is_some());
+    /// ```
+    pub fn detail<T: StdError + 'static>(&self) -> Option<&T> {
+        match self {
+            Self::Unauthenticated { detail, .. }
+            | Self::Forbidden { detail, .. }
+            | Self::NotFound { detail, .. }
+            | Self::RateLimited { detail, .. }
+            | Self::Api { detail, .. } => detail.as_deref()?.downcast_ref::<T>(),
+            Self::Incomplete { source, .. } => source.detail(),
+            _ => None,
         }
     }
 
@@ -323,7 +465,30 @@ impl Error {
             | Self::Transport { backend, .. }
             | Self::Decode { backend, .. }
             | Self::BodyTooLarge { backend, .. }
-            | Self::Incomplete { backend, .. } => backend,
+            | Self::Incomplete { backend, .. }
+            | Self::Panicked { backend, .. } => backend,
+        }
+    }
+
+    /// A stable `snake_case` name of the variant, for metric labels and logs:
+    /// `"transport"`, `"rate_limited"`, `"api"`, …
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Config { .. } => "config",
+            Self::InvalidInput { .. } => "invalid_input",
+            Self::Unauthenticated { .. } => "unauthenticated",
+            Self::Forbidden { .. } => "forbidden",
+            Self::NotFound { .. } => "not_found",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::Api { .. } => "api",
+            Self::Unsupported { .. } => "unsupported",
+            Self::Timeout { .. } => "timeout",
+            Self::Tls { .. } => "tls",
+            Self::Transport { .. } => "transport",
+            Self::Decode { .. } => "decode",
+            Self::BodyTooLarge { .. } => "body_too_large",
+            Self::Incomplete { .. } => "incomplete",
+            Self::Panicked { .. } => "panicked",
         }
     }
 
@@ -354,13 +519,73 @@ impl Error {
         }
     }
 
+    /// What this failure means for the request, decided in this one place: whether the
+    /// server can have acted on it, whether and when to try again. The pipeline's retries,
+    /// the Unleash recorder and the AppOptics queue all follow it.
+    ///
+    /// | error | processing | retry |
+    /// |---|---|---|
+    /// | `Config`, `InvalidInput` | not sent | never |
+    /// | `Tls` | not sent | never |
+    /// | `Transport`/`Timeout` before the connection was made | not sent | backoff |
+    /// | `Transport`: closed before any answer | closed before response | backoff |
+    /// | `Transport`/`Timeout` after sending | unknown | backoff |
+    /// | 401, 403 | not processed | never |
+    /// | 408, 429, 503 with `Retry-After` | not processed | `Retry-After`, else backoff |
+    /// | 500, 502, 503, 504 | unknown | backoff |
+    /// | 501, other 5xx | unknown | never |
+    /// | other 4xx, `NotFound`, `Unsupported` | refused | never |
+    /// | `BodyTooLarge`, `Decode` | accepted | never |
+    /// | `Panicked` | unknown | never |
+    ///
+    /// ```
+    /// use metrics_core::{Error, PayloadFate, Retry};
+    ///
+    /// let err = Error::api("unleash", 400, Some("BadDataError".into()), "bad bucket");
+    /// assert_eq!(err.disposition().retry, Retry::Never);
+    /// assert_eq!(err.disposition().payload(false), PayloadFate::HandBack);
+    /// ```
+    pub fn disposition(&self) -> Disposition {
+        let wait = |retry_after: &Option<Duration>| match retry_after {
+            Some(wait) => Retry::After(*wait),
+            None => Retry::Backoff,
+        };
+        let (processing, retry) = match self {
+            Self::Config { .. } | Self::InvalidInput { .. } | Self::Tls { .. } => {
+                (Processing::NotSent, Retry::Never)
+            }
+            Self::Transport { processing, .. } | Self::Timeout { processing, .. } => {
+                (*processing, Retry::Backoff)
+            }
+            Self::Unauthenticated { .. } | Self::Forbidden { .. } => {
+                (Processing::NotProcessed, Retry::Never)
+            }
+            Self::RateLimited { retry_after, .. } => (Processing::NotProcessed, wait(retry_after)),
+            Self::Api {
+                status,
+                retry_after,
+                ..
+            } => match status {
+                408 => (Processing::NotProcessed, wait(retry_after)),
+                // A 503 with `Retry-After` is the server itself shedding load or down for
+                // maintenance: it did not take the request up. Without it, the 503 may come
+                // from a proxy whose upstream broke mid-request.
+                503 if retry_after.is_some() => (Processing::NotProcessed, wait(retry_after)),
+                500 | 502 | 503 | 504 => (Processing::Unknown, Retry::Backoff),
+                400..=499 => (Processing::Refused, Retry::Never),
+                _ => (Processing::Unknown, Retry::Never),
+            },
+            Self::NotFound { .. } | Self::Unsupported { .. } => (Processing::Refused, Retry::Never),
+            Self::Decode { .. } | Self::BodyTooLarge { .. } => (Processing::Accepted, Retry::Never),
+            Self::Incomplete { source, .. } => return source.disposition(),
+            Self::Panicked { .. } => (Processing::Unknown, Retry::Never),
+        };
+        Disposition::new(processing, retry)
+    }
+
     /// How long the server asked to wait before trying again, if it said.
     pub fn retry_after(&self) -> Option<Duration> {
-        match self {
-            Self::RateLimited { retry_after, .. } | Self::Api { retry_after, .. } => *retry_after,
-            Self::Incomplete { source, .. } => source.retry_after(),
-            _ => None,
-        }
+        self.disposition().retry_after()
     }
 
     /// Whether the request certainly never reached the server: the connection or the TLS
@@ -369,32 +594,25 @@ impl Error {
     pub fn is_connect(&self) -> bool {
         match self {
             Self::Tls { .. } => true,
-            Self::Transport {
-                source: Some(source),
-                ..
-            } => source
-                .downcast_ref::<reqwest::Error>()
-                .is_some_and(reqwest::Error::is_connect),
+            Self::Transport { processing, .. } | Self::Timeout { processing, .. } => {
+                *processing == Processing::NotSent
+            }
             Self::Incomplete { source, .. } => source.is_connect(),
             _ => false,
         }
     }
 
-    /// Whether the same request may succeed if sent again later: timeouts, transport
-    /// failures, 408, 429 and 5xx. Configuration, validation, auth and decode errors are not.
+    /// Whether the same request may succeed if sent again later (see
+    /// [`Error::disposition`]): timeouts, transport failures, 408, 429 and 500/502/503/504.
+    /// Configuration, validation, auth, TLS and decode errors, and bodies over the limit,
+    /// are not.
     pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::RateLimited { .. } | Self::Timeout { .. } | Self::Transport { .. } => true,
-            Self::Api { status, .. } => is_retryable_status(*status),
-            Self::Incomplete { source, .. } => source.is_retryable(),
-            _ => false,
-        }
+        self.disposition().is_retryable()
     }
 }
 
 impl Error {
-    /// Applies `edit` to every human-readable message in the error, nested ones included. The
-    /// pipeline uses it to scrub a secret URL path from texts that echo the request path.
+    /// Applies `edit` to every human-readable message in the error, nested ones included.
     pub(crate) fn edit_messages(&mut self, edit: &mut dyn FnMut(&mut String)) {
         match self {
             Self::Config { message, .. }
@@ -408,17 +626,12 @@ impl Error {
             | Self::Timeout { message, .. }
             | Self::Tls { message, .. }
             | Self::Transport { message, .. }
-            | Self::Decode { message, .. } => edit(message),
+            | Self::Decode { message, .. }
+            | Self::Panicked { message, .. } => edit(message),
             Self::Incomplete { source, .. } => source.edit_messages(edit),
             Self::BodyTooLarge { .. } => {}
         }
     }
-}
-
-/// Statuses that say "try again": request timeout, too many requests, and server errors
-/// other than 501 (which will not change on a retry).
-pub(crate) fn is_retryable_status(status: u16) -> bool {
-    matches!(status, 408 | 429 | 500 | 502 | 503 | 504)
 }
 
 /// Joins an error and its sources into one line: `a: b: c`.
@@ -500,6 +713,7 @@ mod tests {
             retry_after: Some(Duration::from_secs(51)),
             code: None,
             message: "Too many requests".into(),
+            detail: None,
         };
         assert!(limited.is_retryable());
         assert_eq!(limited.retry_after(), Some(Duration::from_secs(51)));
@@ -511,21 +725,63 @@ mod tests {
         let incomplete = Error::Incomplete {
             backend: "appoptics",
             unsent: 300,
+            items: "measurements",
             source: Box::new(Error::api("appoptics", 503, None, "unavailable")),
         };
         assert!(incomplete.is_retryable());
         assert_eq!(incomplete.status(), Some(503));
-        assert!(incomplete.to_string().contains("300 item(s)"));
+        assert_eq!(
+            incomplete.to_string(),
+            "appoptics: 300 measurements not delivered and still queued: the server answered HTTP 503: unavailable"
+        );
     }
 
     #[test]
     fn retryable_statuses() {
         for status in [408, 429, 500, 502, 503, 504] {
-            assert!(is_retryable_status(status), "{status}");
+            assert!(
+                Error::api("x", status, None, "m").is_retryable(),
+                "{status}"
+            );
         }
         for status in [400, 401, 403, 404, 409, 422, 501] {
-            assert!(!is_retryable_status(status), "{status}");
+            assert!(
+                !Error::api("x", status, None, "m").is_retryable(),
+                "{status}"
+            );
         }
+    }
+
+    #[test]
+    fn an_empty_server_message_leaves_no_dangling_colon() {
+        assert_eq!(
+            Error::api("vumi", 500, Some("InternalServer".into()), " ").to_string(),
+            "vumi: the server answered HTTP 500 InternalServer"
+        );
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_final() {
+        let err = Error::BodyTooLarge {
+            backend: "vumi",
+            limit: 10,
+        };
+        assert!(!err.is_retryable());
+        assert!(!err.disposition().may_resend(true));
+    }
+
+    #[test]
+    fn errors_clone_with_their_sources() {
+        let err = Error::transport(
+            "unleash",
+            Processing::ClosedBeforeResponse,
+            "closed",
+            Some(Arc::new(std::io::Error::other("eof"))),
+        );
+        let copy = err.clone();
+        assert_eq!(copy.to_string(), err.to_string());
+        assert!(StdError::source(&copy).is_some());
+        assert!(copy.disposition().may_resend(false));
     }
 
     #[test]

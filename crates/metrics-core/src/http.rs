@@ -5,6 +5,8 @@
 //! error statuses to [`Error`] while keeping the server's error body, decoding JSON with the
 //! path of a failing field, and retries that respect idempotency.
 
+use std::borrow::Cow;
+use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,8 +17,10 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tracing::Instrument as _;
 
-use crate::error::{Error, Result, chain_message, truncate_chars};
+use crate::disposition::Processing;
+use crate::error::{Error, Result, SharedError, chain_message, truncate_chars};
 use crate::options::ClientOptions;
 use crate::retry::RetryConfig;
 use crate::secret::Secret;
@@ -61,6 +65,24 @@ impl fmt::Debug for Auth {
 }
 
 impl Auth {
+    /// The texts of the credentials, as they could come back in an echoed header or body.
+    fn secret_texts(&self) -> Vec<String> {
+        match self {
+            Self::None => Vec::new(),
+            Self::Bearer(token) => vec![token.expose().clone()],
+            Self::Basic { username, password } => vec![
+                username.expose().clone(),
+                password.expose().clone(),
+                base64::engine::general_purpose::STANDARD.encode(format!(
+                    "{}:{}",
+                    username.expose(),
+                    password.expose()
+                )),
+            ],
+            Self::Headers(headers) => headers.iter().map(|(_, v)| v.expose().clone()).collect(),
+        }
+    }
+
     fn to_headers(&self, backend: &'static str) -> Result<Vec<(HeaderName, HeaderValue)>> {
         let bad_value = |what: &str| {
             Error::config(
@@ -107,13 +129,47 @@ impl Auth {
     }
 }
 
-/// What a backend's error body says: its own code and message.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a backend's error body says: its own code and message, and the backend's typed
+/// reading of it.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
 pub struct ErrorBody {
     /// The server's error code (`"NotFound"`, `"BadDataError"`).
     pub code: Option<String>,
     /// The server's message.
     pub message: Option<String>,
+    /// The backend's own typed reading of the body, returned by
+    /// [`Error::detail`](crate::Error::detail).
+    pub detail: Option<SharedError>,
+    /// How long to wait, when the backend says so in its own headers rather than in
+    /// `Retry-After` (AppOptics' rate-limit headers).
+    pub retry_after: Option<Duration>,
+}
+
+impl ErrorBody {
+    /// A body with a code and a message.
+    pub fn new(code: Option<String>, message: Option<String>) -> Self {
+        Self {
+            code,
+            message,
+            detail: None,
+            retry_after: None,
+        }
+    }
+
+    /// Attaches the backend's typed reading of the body.
+    #[must_use]
+    pub fn with_detail(mut self, detail: SharedError) -> Self {
+        self.detail = Some(detail);
+        self
+    }
+
+    /// Sets how long the backend asks to wait.
+    #[must_use]
+    pub fn with_retry_after(mut self, wait: Option<Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
 }
 
 /// Reads a backend's error body. Gets the status, the headers and at most 64 KiB of body.
@@ -145,13 +201,10 @@ pub fn default_error_body(_status: StatusCode, _headers: &HeaderMap, body: &[u8]
             .or_else(|| text("errors"))
             .or_else(|| text("detail"));
         if code.is_some() || message.is_some() {
-            return ErrorBody { code, message };
+            return ErrorBody::new(code, message);
         }
     }
-    ErrorBody {
-        code: None,
-        message: body_snippet(body),
-    }
+    ErrorBody::new(None, body_snippet(body))
 }
 
 /// The start of a body as one line of text, or `None` when it is empty.
@@ -170,7 +223,7 @@ pub fn body_snippet(body: &[u8]) -> Option<String> {
 /// assert!(request.is_idempotent());
 /// assert!(!Request::post("api/client/metrics").is_idempotent());
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Request {
     method: Method,
     path: String,
@@ -181,6 +234,19 @@ pub struct Request {
     retry: bool,
     timeout: Option<Duration>,
     from_origin: bool,
+    route: Option<&'static str>,
+}
+
+impl fmt::Debug for Request {
+    // The body is left out: it can hold credentials (a login's e-mail and password).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("route", &self.route())
+            .field("body_bytes", &self.body.as_ref().map(Bytes::len))
+            .field("idempotent", &self.idempotent)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Request {
@@ -201,6 +267,7 @@ impl Request {
             retry: true,
             timeout: None,
             from_origin: false,
+            route: None,
         }
     }
 
@@ -234,6 +301,51 @@ impl Request {
     pub fn with_query(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.query.push((name.into(), value.into()));
         self
+    }
+
+    /// Appends the query parameters of a `Serialize` struct: its fields in order, `None`
+    /// fields left out, sequences as repeated names.
+    ///
+    /// ```
+    /// use metrics_core::http::Request;
+    ///
+    /// #[derive(serde::Serialize)]
+    /// struct Page<'a> { offset: u64, length: u32, name: Option<&'a str> }
+    ///
+    /// let request = Request::get("metrics")
+    ///     .with_query_params("appoptics", &Page { offset: 100, length: 50, name: None })
+    ///     .unwrap();
+    /// assert_eq!(request.query(), [("offset".to_owned(), "100".to_owned()), ("length".to_owned(), "50".to_owned())]);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidInput`] when `params` is not a flat struct or map of scalars.
+    pub fn with_query_params<T: Serialize + ?Sized>(
+        mut self,
+        backend: &'static str,
+        params: &T,
+    ) -> Result<Self> {
+        let encoded = serde_urlencoded::to_string(params).map_err(|e| {
+            Error::invalid_input(
+                backend,
+                format!("could not encode the query parameters: {e}"),
+            )
+        })?;
+        // Back to pairs, so that every parameter is encoded once, the same way, in `url_for`.
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(&encoded).map_err(|e| {
+            Error::invalid_input(
+                backend,
+                format!("could not encode the query parameters: {e}"),
+            )
+        })?;
+        self.query.extend(pairs);
+        Ok(self)
+    }
+
+    /// The query parameters, in order.
+    pub fn query(&self) -> &[(String, String)] {
+        &self.query
     }
 
     /// Adds a header.
@@ -302,6 +414,19 @@ impl Request {
         self
     }
 
+    /// Names the route this request's path was made from (`access-keys/{id}`), for traces
+    /// and logs. Without it the path itself is shown, which is right for paths without ids.
+    #[must_use]
+    pub fn with_route(mut self, template: &'static str) -> Self {
+        self.route = Some(template);
+        self
+    }
+
+    /// The route template, or the path when none was set.
+    pub fn route(&self) -> &str {
+        self.route.unwrap_or(&self.path)
+    }
+
     /// Whether sending this request twice is harmless.
     pub fn is_idempotent(&self) -> bool {
         self.idempotent
@@ -325,6 +450,7 @@ pub struct Response {
     status: StatusCode,
     headers: HeaderMap,
     body: Bytes,
+    redactor: Redactor,
 }
 
 impl Response {
@@ -354,7 +480,20 @@ impl Response {
     ///
     /// [`Error::Decode`] naming the path of the failing field.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        decode_json(self.backend, &self.body)
+        self.decode(|body| decode_json(self.backend, body))
+    }
+
+    /// Decodes the body with a backend's own decoder. An error it returns quotes the body
+    /// at most after the client's secrets were scrubbed from it.
+    ///
+    /// # Errors
+    ///
+    /// What `decode` returns, scrubbed.
+    pub fn decode<T>(&self, decode: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
+        decode(&self.body).map_err(|mut error| {
+            self.redactor.scrub_error(&mut error);
+            error
+        })
     }
 
     /// The body as UTF-8 text (invalid sequences replaced).
@@ -448,16 +587,24 @@ pub struct HttpClient {
 
 struct Inner {
     backend: &'static str,
-    base_url: Secret<String>,
-    /// `scheme://host:port`, for [`Request::from_origin`].
-    origin: String,
+    /// The base URL, parsed once: a request's URL is a copy with its path and query set.
+    base_url_parsed: Url,
+    /// `scheme://host:port/`, parsed once, for [`Request::from_origin`].
+    origin: Url,
     redacted_base_url: String,
+    /// `host:port`, for errors and traces.
+    endpoint: String,
+    server_address: String,
+    server_port: u16,
     client: reqwest::Client,
-    auth_headers: Vec<(HeaderName, HeaderValue)>,
+    /// Sent with every request: the credentials (marked sensitive) and the backend's
+    /// constant headers, built and validated once.
+    constant_headers: Vec<(HeaderName, HeaderValue)>,
     auth_kind: Auth,
-    /// With a secret path: the texts to scrub from error messages (the path and its long
-    /// segments), because servers echo request paths (Outline's `ResourceNotFound`).
-    secrets_in_path: Vec<String>,
+    /// The credentials' texts, scrubbed from everything a response or a URL puts into an
+    /// error or a log event: servers echo request paths (Outline's `ResourceNotFound`) and
+    /// sometimes headers.
+    redactor: Redactor,
     retry: RetryConfig,
     max_response_bytes: usize,
     error_body: ErrorBodyParser,
@@ -486,6 +633,7 @@ pub struct HttpClientBuilder {
     http_client: Option<reqwest::Client>,
     retry: RetryConfig,
     error_body: ErrorBodyParser,
+    constant_headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl fmt::Debug for HttpClientBuilder {
@@ -511,6 +659,7 @@ impl HttpClient {
             http_client: None,
             retry: RetryConfig::default(),
             error_body: default_error_body,
+            constant_headers: Vec::new(),
         }
     }
 
@@ -522,6 +671,11 @@ impl HttpClient {
     /// The base URL as it may be shown: with a secret path replaced by `***`.
     pub fn redacted_base_url(&self) -> &str {
         &self.inner.redacted_base_url
+    }
+
+    /// The server's `host:port`, which may be shown.
+    pub fn endpoint(&self) -> &str {
+        &self.inner.endpoint
     }
 
     /// The retry settings.
@@ -536,50 +690,62 @@ impl HttpClient {
     /// Any [`Error`]: the status mapped to its variant with the server's code and message,
     /// [`Error::Timeout`], [`Error::Transport`], [`Error::Tls`], [`Error::BodyTooLarge`].
     pub async fn send(&self, request: Request) -> Result<Response> {
-        self.send_with_retries(request).await.map_err(|mut error| {
-            if !self.inner.secrets_in_path.is_empty() {
-                error.edit_messages(&mut |message| {
-                    for secret in &self.inner.secrets_in_path {
-                        if message.contains(secret.as_str()) {
-                            *message = message.replace(secret.as_str(), "***");
-                        }
-                    }
-                });
-            }
-            error
-        })
-    }
-
-    async fn send_with_retries(&self, request: Request) -> Result<Response> {
         let started = Instant::now();
         let retry = &self.inner.retry;
         let mut retries = 0;
         loop {
-            let failure = match self.attempt(&request).await {
-                Ok(response) => return Ok(response),
-                Err(failure) => failure,
+            let span = tracing::debug_span!(
+                "http.request",
+                otel.kind = "client",
+                otel.name = %format_args!("{} {}", request.method, request.route()),
+                backend = self.inner.backend,
+                http.request.method = %request.method,
+                url.template = request.route(),
+                server.address = %self.inner.server_address,
+                server.port = self.inner.server_port,
+                http.request.resend_count = retries,
+                http.response.status_code = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                elapsed_ms = tracing::field::Empty,
+            );
+            let attempt_started = Instant::now();
+            let outcome = self.attempt(&request).instrument(span.clone()).await;
+            span.record(
+                "elapsed_ms",
+                u64::try_from(attempt_started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            );
+            let error = match outcome {
+                Ok(response) => {
+                    span.record("http.response.status_code", response.status.as_u16());
+                    return Ok(response);
+                }
+                Err(error) => error,
             };
+            if let Some(status) = error.status() {
+                span.record("http.response.status_code", status);
+            }
+            span.record("error.type", error.kind());
+            let disposition = error.disposition();
             let may_retry = request.retry
                 && retries < retry.max_retries
-                && failure.safe_to_resend(request.idempotent);
+                && disposition.may_resend(request.idempotent);
             if !may_retry {
-                return Err(failure.error);
+                return Err(error);
             }
-            let wait = failure
-                .retry_after
+            let wait = disposition
+                .retry_after()
                 .unwrap_or_else(|| retry.backoff_for(retries));
             if started.elapsed() + wait > retry.retry_timeout {
-                return Err(failure.error);
+                return Err(error);
             }
-            tracing::debug!(
-                backend = self.inner.backend,
-                method = %request.method,
-                path = %request.path,
-                retry = retries + 1,
-                wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
-                error = %failure.error,
-                "retrying"
-            );
+            // `error` was scrubbed when it was made: logging it cannot leak a secret.
+            span.in_scope(|| {
+                tracing::debug!(
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    error = %error,
+                    "retrying"
+                );
+            });
             tokio::time::sleep(wait).await;
             retries += 1;
         }
@@ -595,34 +761,53 @@ impl HttpClient {
     }
 
     fn url_for(&self, request: &Request) -> Result<Url> {
-        let base = if request.from_origin {
-            &self.inner.origin
-        } else {
-            self.inner.base_url.expose()
+        // A path may carry its own query: servers hand out "next page" links that way.
+        let (path, query_in_path) = match request.path.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (request.path.as_str(), None),
         };
-        let path = request.path.trim_start_matches('/');
-        let joined = if path.is_empty() {
-            base.clone()
-        } else {
-            format!("{base}/{path}")
-        };
-        let mut url = Url::parse(&joined).map_err(|_| {
-            Error::invalid_input(
+        let path = path.trim_start_matches('/');
+        if path.contains('#') || query_in_path.is_some_and(|q| q.contains('#')) {
+            return Err(Error::invalid_input(
                 self.inner.backend,
-                format!("`{}` does not make a valid URL", request.path),
-            )
-        })?;
+                format!("`{}` does not make a valid URL", request.route()),
+            ));
+        }
+        // A copy of the URL parsed at build time, with the path set: no reparsing of the
+        // scheme and host (and no IDNA) per request.
+        let mut url = if request.from_origin {
+            self.inner.origin.clone()
+        } else {
+            self.inner.base_url_parsed.clone()
+        };
+        if !path.is_empty() {
+            let base_path = url.path().trim_end_matches('/');
+            let joined = format!("{base_path}/{path}");
+            url.set_path(&joined);
+        }
+        if let Some(query) = query_in_path {
+            url.set_query(Some(query));
+        }
         if !request.query.is_empty() {
             url.query_pairs_mut().extend_pairs(&request.query);
         }
         Ok(url)
     }
 
-    async fn attempt(&self, request: &Request) -> Result<Response, Failure> {
+    /// One attempt. Every error it returns was scrubbed of the client's secrets here, where
+    /// it was made, before anything logs it.
+    async fn attempt(&self, request: &Request) -> Result<Response> {
+        self.attempt_unscrubbed(request).await.map_err(|mut error| {
+            self.inner.redactor.scrub_error(&mut error);
+            error
+        })
+    }
+
+    async fn attempt_unscrubbed(&self, request: &Request) -> Result<Response> {
         let backend = self.inner.backend;
-        let url = self.url_for(request).map_err(Failure::final_error)?;
+        let url = self.url_for(request)?;
         let mut builder = self.inner.client.request(request.method.clone(), url);
-        for (name, value) in &self.inner.auth_headers {
+        for (name, value) in &self.inner.constant_headers {
             builder = builder.header(name, value);
         }
         if !request.headers.is_empty() {
@@ -636,35 +821,22 @@ impl HttpClient {
             builder = builder.timeout(timeout);
         }
 
-        let started = Instant::now();
         let response = builder
             .send()
             .await
-            .map_err(|e| self.send_failure(e, request))?;
+            .map_err(|e| self.send_error(e, request))?;
         let status = response.status();
-        tracing::debug!(
-            backend,
-            method = %request.method,
-            path = %request.path,
-            status = status.as_u16(),
-            elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "response"
-        );
+        tracing::trace!(status = status.as_u16(), "response head");
         let headers = response.headers().clone();
 
         if status.is_success() {
-            let body = read_body(backend, response, self.inner.max_response_bytes)
-                .await
-                .map_err(|error| Failure {
-                    safety: Safety::MaybeProcessed,
-                    retry_after: None,
-                    error,
-                })?;
+            let body = read_body(backend, response, self.inner.max_response_bytes).await?;
             return Ok(Response {
                 backend,
                 status,
                 headers,
                 body,
+                redactor: self.inner.redactor.clone(),
             });
         }
 
@@ -673,6 +845,9 @@ impl HttpClient {
         let body = read_body(backend, response, ERROR_BODY_READ_LIMIT)
             .await
             .unwrap_or_default();
+        // Scrubbed before the backend's parser reads it, so that no typed detail it builds
+        // can hold an echoed secret either.
+        let body = self.inner.redactor.scrub_bytes(&body);
         let parsed = (self.inner.error_body)(status, &headers, &body);
         let retry_after = match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
@@ -682,81 +857,161 @@ impl HttpClient {
         };
         let message = parsed
             .message
-            .unwrap_or_else(|| status.canonical_reason().unwrap_or("no message").to_owned());
-        let mut error = Error::api(backend, status.as_u16(), parsed.code, message);
-        if let Error::RateLimited {
-            retry_after: slot, ..
+            .unwrap_or_else(|| status.canonical_reason().unwrap_or_default().to_owned());
+        let mut error = Error::api(backend, status.as_u16(), parsed.code, message)
+            .with_retry_after(retry_after.or(parsed.retry_after));
+        if let Some(detail) = parsed.detail {
+            error = error.with_detail(detail);
         }
-        | Error::Api {
-            retry_after: slot, ..
-        } = &mut error
-        {
-            *slot = retry_after;
-        }
-        let safety = if status == StatusCode::TOO_MANY_REQUESTS {
-            Safety::NotProcessed
-        } else if crate::error::is_retryable_status(status.as_u16()) {
-            Safety::MaybeProcessed
-        } else {
-            Safety::Final
-        };
-        Err(Failure {
-            safety,
-            retry_after,
-            error,
-        })
+        Err(error)
     }
 
-    fn send_failure(&self, error: reqwest::Error, request: &Request) -> Failure {
+    fn send_error(&self, error: reqwest::Error, request: &Request) -> Error {
         let backend = self.inner.backend;
         // The URL may hold a secret (Outline): drop it before the error is kept anywhere.
         let error = error.without_url();
         let detail = chain_message(&error);
-        if error.is_timeout() {
-            return Failure {
-                safety: Safety::MaybeProcessed,
-                retry_after: None,
-                error: Error::timeout(
-                    backend,
-                    format!(
-                        "{} {} got no complete response in time: {detail}",
-                        request.method, request.path
-                    ),
-                ),
-            };
-        }
-        if error.is_connect() {
-            let lower = detail.to_ascii_lowercase();
-            if lower.contains("certificate") || lower.contains("handshake") || lower.contains("tls")
-            {
-                return Failure::final_error(Error::Tls {
-                    backend,
-                    message: detail,
-                    source: Some(Box::new(error)),
-                });
-            }
-            return Failure {
-                safety: Safety::NotProcessed,
-                retry_after: None,
-                error: Error::Transport {
-                    backend,
-                    message: format!(
-                        "could not connect to {}: {detail}",
-                        self.inner.redacted_base_url
-                    ),
-                    source: Some(Box::new(error)),
-                },
-            };
-        }
-        Failure {
-            safety: Safety::MaybeProcessed,
-            retry_after: None,
-            error: Error::Transport {
+        let processing = wire_processing(&error);
+        if is_tls_failure(&error) {
+            return Error::Tls {
                 backend,
-                message: format!("{} {} failed: {detail}", request.method, request.path),
-                source: Some(Box::new(error)),
-            },
+                message: detail,
+                source: Some(Arc::new(error)),
+            };
         }
+        if error.is_timeout() {
+            return Error::Timeout {
+                backend,
+                message: format!(
+                    "{} {} got no complete response in time: {detail}",
+                    request.method,
+                    request.route()
+                ),
+                processing,
+            };
+        }
+        let message = if processing == Processing::NotSent {
+            format!("could not connect to {}: {detail}", self.inner.endpoint)
+        } else {
+            format!("{} {} failed: {detail}", request.method, request.route())
+        };
+        Error::transport(backend, processing, message, Some(Arc::new(error)))
+    }
+}
+
+/// What the wire showed of a request that got no response: never connected, written and
+/// closed before any answer, or unknown.
+fn wire_processing(error: &reqwest::Error) -> Processing {
+    if error.is_connect() {
+        return Processing::NotSent;
+    }
+    let mut current: Option<&(dyn StdError + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(hyper) = cause.downcast_ref::<hyper::Error>()
+            && hyper.is_incomplete_message()
+        {
+            return Processing::ClosedBeforeResponse;
+        }
+        if let Some(io) = cause.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::BrokenPipe
+        {
+            // The request could not even be written whole: nothing can have acted on it.
+            return Processing::ClosedBeforeResponse;
+        }
+        current = cause.source();
+    }
+    Processing::Unknown
+}
+
+/// Whether a failure came from the TLS layer, recognised by the type of an error in its
+/// chain (never by its wording).
+fn is_tls_failure(error: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(cause) = current {
+        #[cfg(feature = "rustls")]
+        if cause.is::<rustls::Error>() {
+            return true;
+        }
+        #[cfg(feature = "native-tls")]
+        if cause.is::<native_tls::Error>() {
+            return true;
+        }
+        // `io::Error::source` skips the error it wraps; TLS stacks hand theirs over in one.
+        if let Some(inner) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            && is_tls_failure(inner)
+        {
+            return true;
+        }
+        current = cause.source();
+    }
+    false
+}
+
+/// The client's secrets, and the one step that takes them out of any text a response or a
+/// URL brings into an error or a log event.
+#[derive(Clone, Default)]
+pub(crate) struct Redactor {
+    secrets: Arc<[String]>,
+}
+
+impl fmt::Debug for Redactor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Redactor({} secrets)", self.secrets.len())
+    }
+}
+
+impl Redactor {
+    /// Secrets shorter than this are not scrubbed on their own: replacing a two-letter word
+    /// everywhere would garble messages and hide nothing worth hiding.
+    const MIN_LEN: usize = 4;
+
+    fn new(secrets: impl IntoIterator<Item = String>) -> Self {
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= Self::MIN_LEN)
+            .collect();
+        // Longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        Self {
+            secrets: secrets.into(),
+        }
+    }
+
+    fn scrub(&self, text: &mut String) {
+        for secret in self.secrets.iter() {
+            if text.contains(secret.as_str()) {
+                *text = text.replace(secret.as_str(), "***");
+            }
+        }
+    }
+
+    pub(crate) fn scrub_error(&self, error: &mut Error) {
+        if !self.secrets.is_empty() {
+            error.edit_messages(&mut |message| self.scrub(message));
+        }
+    }
+
+    fn scrub_bytes<'a>(&self, body: &'a [u8]) -> Cow<'a, [u8]> {
+        let mut out = Cow::Borrowed(body);
+        for secret in self.secrets.iter() {
+            let finder = memchr::memmem::Finder::new(secret.as_bytes());
+            if finder.find(&out).is_none() {
+                continue;
+            }
+            let mut replaced = Vec::with_capacity(out.len());
+            let mut rest: &[u8] = &out;
+            while let Some(at) = finder.find(rest) {
+                replaced.extend_from_slice(&rest[..at]);
+                replaced.extend_from_slice(b"***");
+                rest = &rest[at + secret.len()..];
+            }
+            replaced.extend_from_slice(rest);
+            out = Cow::Owned(replaced);
+        }
+        out
     }
 }
 
@@ -790,6 +1045,13 @@ impl HttpClientBuilder {
     /// Sets the retry policy.
     pub fn with_retry(mut self, retry: RetryConfig) -> Self {
         self.retry = retry;
+        self
+    }
+
+    /// Adds a header that is the same on every request and is not a credential (an SDK's
+    /// name and version, a tenant): validated here once, not per request.
+    pub fn with_constant_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.constant_headers.push((name, value));
         self
     }
 
@@ -838,6 +1100,9 @@ impl HttpClientBuilder {
         }
         let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
         let origin = format!("{}://{host}{port}", url.scheme());
+        let endpoint = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
+        let server_address = host.to_owned();
+        let server_port = url.port_or_known_default().unwrap_or(0);
         let redacted_base_url = if self.secret_path {
             format!("{origin}/***")
         } else {
@@ -858,76 +1123,46 @@ impl HttpClientBuilder {
             let _ = base_url.set_password(None);
         }
         let base = base_url.as_str().trim_end_matches('/').to_owned();
-        // Segments shorter than 8 characters are not scrubbed on their own: replacing a short
-        // common word everywhere would garble messages (Outline's secret has 22).
-        let secrets_in_path = if self.secret_path {
+        let base_url_parsed = Url::parse(&base)
+            .map_err(|_| Error::config(backend, "the base URL does not make a valid URL"))?;
+        let origin_url = Url::parse(&origin)
+            .map_err(|_| Error::config(backend, "the base URL has no valid origin"))?;
+        let mut secrets = auth.secret_texts();
+        if self.secret_path {
+            // The whole path and its long segments: servers echo parts of request paths.
             let path = url.path().trim_matches('/');
-            let mut secrets = vec![path.to_owned()];
+            secrets.push(path.to_owned());
             secrets.extend(
                 path.split('/')
-                    .filter(|segment| segment.len() >= 8 && *segment != path)
+                    .filter(|segment| segment.len() >= 8)
                     .map(str::to_owned),
             );
-            secrets.retain(|s| !s.is_empty());
-            secrets
-        } else {
-            Vec::new()
-        };
+        }
+        let redactor = Redactor::new(secrets);
         let client = match self.http_client {
             Some(client) => client,
             None => self.options.build_http_client(backend)?,
         };
-        let auth_headers = auth.to_headers(backend)?;
+        let mut constant_headers = auth.to_headers(backend)?;
+        constant_headers.extend(self.constant_headers);
         Ok(HttpClient {
             inner: Arc::new(Inner {
                 backend,
-                base_url: Secret::new(base),
-                origin,
+                base_url_parsed,
+                origin: origin_url,
                 redacted_base_url,
+                endpoint,
+                server_address,
+                server_port,
                 client,
-                auth_headers,
+                constant_headers,
                 auth_kind: auth,
-                secrets_in_path,
+                redactor,
                 retry: self.retry,
                 max_response_bytes: self.options.max_response_bytes(),
                 error_body: self.error_body,
             }),
         })
-    }
-}
-
-/// Whether the server may already have acted on a failed request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Safety {
-    /// Never reached the server, or the server said it did not process it (429).
-    NotProcessed,
-    /// May have been processed: timeout, broken connection, 5xx.
-    MaybeProcessed,
-    /// Retrying cannot help (4xx, TLS, bad URL).
-    Final,
-}
-
-struct Failure {
-    safety: Safety,
-    retry_after: Option<Duration>,
-    error: Error,
-}
-
-impl Failure {
-    fn final_error(error: Error) -> Self {
-        Self {
-            safety: Safety::Final,
-            retry_after: None,
-            error,
-        }
-    }
-
-    fn safe_to_resend(&self, idempotent: bool) -> bool {
-        match self.safety {
-            Safety::NotProcessed => true,
-            Safety::MaybeProcessed => idempotent,
-            Safety::Final => false,
-        }
     }
 }
 
@@ -947,19 +1182,21 @@ async fn read_body(
     let read_error = |e: reqwest::Error| {
         let e = e.without_url();
         if e.is_timeout() {
-            Error::timeout(
+            Error::Timeout {
                 backend,
-                format!("reading the response body timed out: {}", chain_message(&e)),
-            )
+                message: format!("reading the response body timed out: {}", chain_message(&e)),
+                processing: Processing::Accepted,
+            }
         } else {
-            Error::Transport {
+            Error::transport(
                 backend,
-                message: format!(
+                Processing::Accepted,
+                format!(
                     "reading the response body failed (truncated?): {}",
                     chain_message(&e)
                 ),
-                source: Some(Box::new(e)),
-            }
+                Some(Arc::new(e)),
+            )
         }
     };
     // The common case is one chunk: hand it over without copying.

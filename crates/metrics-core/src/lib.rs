@@ -14,23 +14,27 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod aggregate;
+mod disposition;
+mod env;
 mod error;
 pub mod http;
 pub mod model;
 mod options;
 mod query;
 pub mod render;
-mod retry;
+pub mod retry;
 mod secret;
 mod source;
 
 pub use aggregate::{Aggregator, Collection, SourceFailure};
-pub use error::{BoxError, Error, Result};
+pub use disposition::{Disposition, PayloadFate, Processing, Retry};
+pub use env::Env;
+pub use error::{BoxError, Error, Result, SharedError};
 pub use http::Auth;
 pub use model::{Point, Series, SeriesKind, Unit};
 pub use options::{ClientOptions, DEFAULT_MAX_RESPONSE_BYTES};
 pub use query::{Query, TimeRange};
-pub use retry::{BackoffConfig, RetryConfig};
+pub use retry::{BackoffConfig, Jitter, RetryConfig};
 pub use secret::Secret;
 pub use source::{MetricsSource, MetricsSourceExt};
 

@@ -1,7 +1,6 @@
 //! When and how long to wait before sending a request again.
 
-use std::collections::hash_map::RandomState;
-use std::hash::{BuildHasher, Hasher};
+use std::fmt;
 use std::time::Duration;
 
 /// Exponential backoff settings.
@@ -53,6 +52,67 @@ pub struct RetryConfig {
     pub backoff: BackoffConfig,
     /// No retry starts after this much time has passed since the first attempt.
     pub retry_timeout: Duration,
+    /// Where the jitter's randomness comes from.
+    pub jitter: Jitter,
+}
+
+/// The source of the random fraction that spreads backoffs, so that many clients that
+/// failed together do not retry together. Tests fix it to make waits exact.
+///
+/// ```
+/// use std::time::Duration;
+/// use metrics_core::{retry::Jitter, RetryConfig};
+///
+/// let retry = RetryConfig::default().with_jitter(Jitter::fixed(1.0));
+/// assert_eq!(retry.backoff_for(0), Duration::from_millis(100));
+/// ```
+#[derive(Clone, Copy)]
+pub struct Jitter(fn() -> f64);
+
+impl Jitter {
+    /// A fresh random fraction on every call (the default).
+    pub fn random() -> Self {
+        Self(fastrand::f64)
+    }
+
+    /// Always the same fraction in `[0, 1]`: `1.0` waits the full backoff, `0.0` half of it.
+    pub fn fixed(fraction: f64) -> Self {
+        // A non-capturing closure per value is not possible; the common values are enough.
+        let source: fn() -> f64 = match fraction {
+            f if f <= 0.0 => || 0.0,
+            f if f >= 1.0 => || 1.0,
+            _ => || 0.5,
+        };
+        Self(source)
+    }
+
+    /// A caller's own source of fractions in `[0, 1)`.
+    pub fn from_fn(source: fn() -> f64) -> Self {
+        Self(source)
+    }
+
+    fn sample(self) -> f64 {
+        (self.0)().clamp(0.0, 1.0)
+    }
+}
+
+impl Default for Jitter {
+    fn default() -> Self {
+        Self::random()
+    }
+}
+
+impl fmt::Debug for Jitter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Jitter")
+    }
+}
+
+impl PartialEq for Jitter {
+    /// All jitter sources compare equal: a configuration is the same whatever its dice.
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl Default for RetryConfig {
@@ -61,6 +121,7 @@ impl Default for RetryConfig {
             max_retries: 3,
             backoff: BackoffConfig::default(),
             retry_timeout: Duration::from_secs(60),
+            jitter: Jitter::random(),
         }
     }
 }
@@ -88,6 +149,13 @@ impl RetryConfig {
         self
     }
 
+    /// Sets the jitter's source of randomness.
+    #[must_use]
+    pub fn with_jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
     /// Sets the overall retry budget.
     #[must_use]
     pub fn with_retry_timeout(mut self, timeout: Duration) -> Self {
@@ -107,20 +175,9 @@ impl RetryConfig {
         let exponent = i32::try_from(retry).unwrap_or(i32::MAX);
         let full = (init_backoff.as_secs_f64() * base.max(1.0).powi(exponent))
             .min(max_backoff.as_secs_f64());
-        let jittered = full * (0.5 + 0.5 * unit_random());
+        let jittered = full * (0.5 + 0.5 * self.jitter.sample());
         Duration::from_secs_f64(jittered.max(0.0))
     }
-}
-
-/// A number in `[0, 1)`, different on every call. Randomness for jitter without a `rand`
-/// dependency: `RandomState` is seeded per instance from the OS.
-fn unit_random() -> f64 {
-    let mut hasher = RandomState::new().build_hasher();
-    hasher.write_u64(0x9e37_79b9_7f4a_7c15);
-    // The top 53 bits fill an f64 mantissa exactly.
-    #[allow(clippy::cast_precision_loss, reason = "53 bits fit an f64 exactly")]
-    let value = (hasher.finish() >> 11) as f64;
-    value / (1u64 << 53) as f64
 }
 
 #[cfg(test)]
@@ -146,8 +203,16 @@ mod tests {
 
     #[test]
     fn jitter_varies() {
-        let values: std::collections::HashSet<u64> =
-            (0..20).map(|_| unit_random().to_bits()).collect();
+        let values: std::collections::HashSet<u64> = (0..20)
+            .map(|_| Jitter::random().sample().to_bits())
+            .collect();
         assert!(values.len() > 1);
+    }
+
+    #[test]
+    fn a_fixed_jitter_gives_exact_waits() {
+        let retry = RetryConfig::default().with_jitter(Jitter::fixed(0.0));
+        assert_eq!(retry.backoff_for(0), Duration::from_millis(50));
+        assert_eq!(retry.backoff_for(1), Duration::from_millis(100));
     }
 }

@@ -1278,11 +1278,12 @@ impl UnleashClient {
             .collect::<Vec<_>>()
             .join("; ");
         if cookie.is_empty() {
-            return Err(Error::Unauthenticated {
-                backend: BACKEND,
-                code: None,
-                message: "POST /api/admin/login answered without a session cookie".to_owned(),
-            });
+            return Err(Error::api(
+                BACKEND,
+                401,
+                None,
+                "POST /api/admin/login answered without a session cookie",
+            ));
         }
         let cookie = Secret::new(cookie);
         *slot = Some(cookie.clone());
@@ -1354,9 +1355,11 @@ pub(crate) fn client_api_error(error: Error) -> Error {
             backend,
             code,
             message,
+            detail,
         } => Error::Forbidden {
             backend,
             code,
+            detail,
             message: format!(
                 "{message} — wrong token type: /api/client/* needs a backend (client) token \
                  (UNLEASH_API_TOKEN, `<project>:<environment>.<secret>`); Unleash 8 rejects \
@@ -1367,9 +1370,11 @@ pub(crate) fn client_api_error(error: Error) -> Error {
             backend,
             code,
             message,
+            detail,
         } => Error::Unauthenticated {
             backend,
             code,
+            detail,
             message: format!(
                 "{message} — the backend token (UNLEASH_API_TOKEN) is missing or unknown to the server"
             ),
@@ -1409,9 +1414,11 @@ fn admin_api_error(error: Error, endpoint: Endpoint, version: ServerVersion) -> 
             backend,
             code,
             message,
+            detail,
         } => Error::Forbidden {
             backend,
             code,
+            detail,
             message: format!(
                 "{message} — {} needs an admin token, a personal access token or a service \
                  account (UNLEASH_ADMIN_TOKEN); backend and frontend tokens get 403",
@@ -1433,10 +1440,7 @@ pub(crate) fn unleash_error_body(
         let text = String::from_utf8_lossy(body);
         if text.trim_start().starts_with('<') {
             let stripped = strip_tags(&text);
-            return ErrorBody {
-                code: None,
-                message: body_snippet(stripped.as_bytes()),
-            };
+            return ErrorBody::new(None, body_snippet(stripped.as_bytes()));
         }
         return default_error_body(status, headers, body);
     };
@@ -1470,10 +1474,7 @@ pub(crate) fn unleash_error_body(
         (None, false) => details.join(" | "),
         (None, true) => status.canonical_reason().unwrap_or("error").to_owned(),
     };
-    ErrorBody {
-        code,
-        message: Some(message),
-    }
+    ErrorBody::new(code, Some(message))
 }
 
 fn strip_tags(html: &str) -> String {

@@ -291,30 +291,9 @@ fn fate(error: &Error) -> Fate {
     }
 }
 
-/// Rebuilds the stop error for each caller (errors are not `Clone`; the auth variants carry
-/// no source, so nothing is lost).
+/// The stop error, for each caller that asks.
 fn replay(error: &Error) -> Error {
-    match error {
-        Error::Unauthenticated {
-            backend,
-            code,
-            message,
-        } => Error::Unauthenticated {
-            backend,
-            code: code.clone(),
-            message: message.clone(),
-        },
-        Error::Forbidden {
-            backend,
-            code,
-            message,
-        } => Error::Forbidden {
-            backend,
-            code: code.clone(),
-            message: message.clone(),
-        },
-        other => Error::config(BACKEND, other.to_string()),
-    }
+    error.clone()
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -584,6 +563,7 @@ impl Shared {
                 );
                 Err(Error::Incomplete {
                     backend: BACKEND,
+                    items: "buckets",
                     unsent: flags,
                     source: Box::new(error),
                 })
@@ -705,29 +685,21 @@ mod tests {
         assert_eq!(fate(&Error::api(BACKEND, 400, None, "m")), Fate::Reject);
         assert_eq!(fate(&Error::api(BACKEND, 404, None, "m")), Fate::Keep(None));
         assert_eq!(fate(&Error::api(BACKEND, 502, None, "m")), Fate::Keep(None));
-        let unavailable = Error::Api {
-            backend: BACKEND,
-            status: 503,
-            retry_after: Some(Duration::from_secs(7)),
-            code: None,
-            message: "down".into(),
-        };
+        let unavailable =
+            Error::api(BACKEND, 503, None, "down").with_retry_after(Some(Duration::from_secs(7)));
         assert_eq!(fate(&unavailable), Fate::Keep(Some(Duration::from_secs(7))));
-        let limited = Error::RateLimited {
-            backend: BACKEND,
-            retry_after: Some(Duration::from_secs(51)),
-            code: None,
-            message: "Too many requests".into(),
-        };
+        let limited = Error::api(BACKEND, 429, None, "Too many requests")
+            .with_retry_after(Some(Duration::from_secs(51)));
         assert_eq!(fate(&limited), Fate::Keep(Some(Duration::from_secs(51))));
         assert_eq!(fate(&Error::timeout(BACKEND, "t")), Fate::Ambiguous);
         // A refused connection (`Error::is_connect`) needs a real transport error: see the
         // outage tests in tests/emulator.rs.
-        let broken = Error::Transport {
-            backend: BACKEND,
-            message: "POST api/client/metrics failed: connection reset".into(),
-            source: None,
-        };
+        let broken = Error::transport(
+            BACKEND,
+            metrics_core::Processing::Unknown,
+            "POST api/client/metrics failed: connection reset",
+            None,
+        );
         assert_eq!(fate(&broken), Fate::Ambiguous);
     }
 }

@@ -278,19 +278,16 @@ fn error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorBody
     if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body)
         && let Some(serde_json::Value::String(reason)) = object.get("reason")
     {
-        return ErrorBody {
-            code: None,
-            message: Some(reason.clone()),
-        };
+        return ErrorBody::new(None, Some(reason.clone()));
     }
     if status == StatusCode::NOT_FOUND {
         let shown = body_snippet(body).unwrap_or_else(|| "Not Found".to_owned());
-        return ErrorBody {
-            code: None,
-            message: Some(format!(
+        return ErrorBody::new(
+            None,
+            Some(format!(
                 "{shown}; the API is at <base URL>/metrics/, so the base URL must end with the server's path prefix (for example /api or /api/v1/go)"
             )),
-        };
+        );
     }
     default_error_body(status, headers, body)
 }
