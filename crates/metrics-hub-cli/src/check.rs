@@ -39,7 +39,7 @@ pub(crate) async fn run(sources: Vec<Source>, origin: &Origin) -> ExitCode {
             ),
             Err(error) => {
                 failed += 1;
-                let kind = errors::kind(&error);
+                let kind = error.kind();
                 format!(
                     "FAIL  {} ({}): {kind}: {error}\n      fix: {}",
                     source.name,

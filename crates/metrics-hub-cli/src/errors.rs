@@ -1,32 +1,8 @@
-//! Names and advice for the core's errors.
+//! Advice for the core's errors, by their kind ([`metrics_hub::Error::kind`]).
 
-use metrics_hub::Error;
-
-/// A stable snake_case name of the error's variant, the `kind` label of
-/// `metrics_hub_collect_errors_total`. `panic` is used for a collection that panicked, which
-/// is not an error variant.
-pub(crate) fn kind(error: &Error) -> &'static str {
-    match error {
-        Error::Config { .. } => "config",
-        Error::InvalidInput { .. } => "invalid_input",
-        Error::Unauthenticated { .. } => "unauthenticated",
-        Error::Forbidden { .. } => "forbidden",
-        Error::NotFound { .. } => "not_found",
-        Error::RateLimited { .. } => "rate_limited",
-        Error::Api { .. } => "api",
-        Error::Unsupported { .. } => "unsupported",
-        Error::Timeout { .. } => "timeout",
-        Error::Tls { .. } => "tls",
-        Error::Transport { .. } => "transport",
-        Error::Decode { .. } => "decode",
-        Error::BodyTooLarge { .. } => "body_too_large",
-        Error::Incomplete { .. } => "incomplete",
-        _ => "other",
-    }
-}
-
-/// The kind name of a collection that panicked.
-pub(crate) const PANIC: &str = "panic";
+/// The `kind` of a collection whose task panicked, as the core names
+/// [`Error::Panicked`](metrics_hub::Error::Panicked).
+pub(crate) const PANICKED: &str = "panicked";
 
 /// What to change when a source fails with an error of `kind`, in terms of its config keys.
 pub(crate) fn hint(kind: &str, backend: &str) -> &'static str {
@@ -67,14 +43,22 @@ pub(crate) fn hint(kind: &str, backend: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use metrics_hub::Error;
 
     #[test]
-    fn kinds_are_snake_case_variant_names() {
-        assert_eq!(kind(&Error::api("x", 401, None, "m")), "unauthenticated");
-        assert_eq!(kind(&Error::api("x", 429, None, "m")), "rate_limited");
-        assert_eq!(kind(&Error::api("x", 502, None, "m")), "api");
-        assert_eq!(kind(&Error::timeout("x", "m")), "timeout");
-        assert_eq!(kind(&Error::decode("x", "a", "m")), "decode");
-        assert_eq!(kind(&Error::config("x", "m")), "config");
+    fn every_kind_a_collection_can_fail_with_has_advice() {
+        let generic = hint("no such kind", "vumi");
+        for error in [
+            Error::api("outline", 401, None, "m"),
+            Error::api("coopr", 403, None, "m"),
+            Error::api("vumi", 404, None, "m"),
+            Error::api("unleash", 429, None, "m"),
+            Error::timeout("appoptics", "m"),
+            Error::decode("vumi", "a", "m"),
+            Error::config("coopr", "m"),
+        ] {
+            assert_ne!(hint(error.kind(), error.backend()), generic, "{error}");
+        }
+        assert!(hint("unauthenticated", "unleash").contains("admin_token"));
     }
 }

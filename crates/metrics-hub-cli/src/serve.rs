@@ -241,8 +241,8 @@ async fn collect_loop(shared: Arc<Shared>, index: usize, source: Source) {
         let result = tokio::spawn(async move { task_source.collect(&Query::new()).await }).await;
         let outcome = match result {
             Ok(Ok(series)) => Ok(expose(&source, series, started_at)),
-            Ok(Err(error)) => Err((errors::kind(&error), error.to_string())),
-            Err(_) => Err((errors::PANIC, "the collection panicked".to_owned())),
+            Ok(Err(error)) => Err((error.kind(), error.to_string())),
+            Err(_) => Err((errors::PANICKED, "the collection panicked".to_owned())),
         };
         shared.record(index, outcome, Utc::now(), started.elapsed());
     }
