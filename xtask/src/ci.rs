@@ -1,12 +1,17 @@
 //! `cargo xtask ci`: what CI checks, fastest failures first.
 
 use std::path::Path;
+use std::time::Instant;
 
 use crate::TaskError;
 use crate::cmd::{self, Step};
 
 /// The script that installs and runs unleash-server with PostgreSQL on loopback.
 const UNLEASH_SCRIPT: &str = "scripts/unleash-server.sh";
+/// The script that installs Prometheus and promtool, for the exporter's tests.
+const PROMETHEUS_SCRIPT: &str = "scripts/prometheus.sh";
+/// The name of the step that runs the workspace's tests.
+const TESTS_STEP: &str = "tests";
 /// Where that script writes the server's address and tokens.
 const UNLEASH_ENV_FILE: &str = "target/unleash-server/unleash.env";
 
@@ -18,20 +23,121 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
             other => return Err(TaskError::Usage(format!("unknown option for ci: {other}"))),
         }
     }
+    let mut timings = Timings::default();
+    let result = run_steps(&mut timings, skip_conformance);
+    print!("{}", timings.summary());
+    result?;
+    println!("\nxtask ci: all steps passed");
+    Ok(())
+}
+
+fn run_steps(timings: &mut Timings, skip_conformance: bool) -> Result<(), TaskError> {
     let root = cmd::workspace_root();
     let features = facade_features(&root)?;
-    for step in static_steps(&features) {
-        step.run_in(&root)?;
-    }
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    for step in static_steps(&features) {
+        if step.name == TESTS_STEP {
+            timings.time("install Prometheus and promtool", || {
+                install_prometheus(&root, in_ci)
+            })?;
+        }
+        timings.time(&step.name, || step.run_in(&root))?;
+    }
     if skip_conformance {
         println!("\n==> real-server conformance: SKIPPED (--no-conformance)");
     } else {
-        conformance(&root, in_ci)?;
+        timings.time("real-server conformance", || conformance(&root, in_ci))?;
     }
-    package(&root, &root)?;
-    println!("\nxtask ci: all steps passed");
-    Ok(())
+    timings.time("package", || package(&root, &root))
+}
+
+/// How long each step took, in the order they ran.
+#[derive(Debug, Default)]
+struct Timings {
+    steps: Vec<(String, f64, bool)>,
+}
+
+impl Timings {
+    /// Runs `step`, prints and keeps its cost in seconds and whether it passed.
+    fn time(
+        &mut self,
+        name: &str,
+        step: impl FnOnce() -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        let started = Instant::now();
+        let result = step();
+        let seconds = started.elapsed().as_secs_f64();
+        println!("<== {name}: {seconds:.1} s");
+        self.steps.push((name.to_owned(), seconds, result.is_ok()));
+        result
+    }
+
+    /// One line per step: its cost in seconds, and `FAILED` for the one that failed.
+    fn summary(&self) -> String {
+        let width = self
+            .steps
+            .iter()
+            .map(|(n, _, _)| n.len())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::from("\nxtask ci: cost of each step\n");
+        let mut total = 0.0;
+        for (name, seconds, passed) in &self.steps {
+            total += seconds;
+            let mark = if *passed { "" } else { "  FAILED" };
+            out.push_str(&format!("  {name:<width$}  {seconds:>7.1} s{mark}\n"));
+        }
+        out.push_str(&format!("  {:<width$}  {total:>7.1} s\n", "total"));
+        out
+    }
+}
+
+/// Installs Prometheus and promtool for the exporter's tests (`metrics-hub-cli`'s promtool
+/// checks and its real-Prometheus test). Under CI a failed install fails the run, as those
+/// tests are strict there; elsewhere it is reported and the tests skip.
+fn install_prometheus(root: &Path, in_ci: bool) -> Result<(), TaskError> {
+    let script = root.join(PROMETHEUS_SCRIPT);
+    let install = Step {
+        name: "install Prometheus and promtool".to_owned(),
+        argv: vec![
+            "bash".to_owned(),
+            PROMETHEUS_SCRIPT.to_owned(),
+            "install".to_owned(),
+        ],
+        env: Vec::new(),
+        fix: None,
+    };
+    let install_error = if script.exists() {
+        install.run_in(root).err().map(|e| e.to_string())
+    } else {
+        None
+    };
+    match prometheus_decision(in_ci, script.exists(), install_error.as_deref()) {
+        Conformance::Run => Ok(()),
+        Conformance::Skip(reason) => {
+            println!("\n==> Prometheus: NOT INSTALLED ({reason}); its tests skip outside CI");
+            Ok(())
+        }
+        Conformance::Fail(reason) => Err(TaskError::Failed(format!("Prometheus: {reason}"))),
+    }
+}
+
+/// Under CI a missing Prometheus fails the run; elsewhere it is a reported skip.
+fn prometheus_decision(
+    in_ci: bool,
+    script_present: bool,
+    install_error: Option<&str>,
+) -> Conformance {
+    let problem = if script_present {
+        install_error.map(|e| format!("the install failed: {e}"))
+    } else {
+        Some(format!("{PROMETHEUS_SCRIPT} is missing"))
+    };
+    match (problem, in_ci) {
+        (None, _) => Conformance::Run,
+        (Some(reason), true) => Conformance::Fail(reason),
+        (Some(reason), false) => Conformance::Skip(reason),
+    }
 }
 
 /// The facade's features, from `cargo metadata`, so the per-feature checks grow with the
@@ -88,7 +194,7 @@ fn static_steps(facade_features: &[String]) -> Vec<Step> {
         ));
     }
     steps.push(Step::cargo(
-        "tests",
+        TESTS_STEP,
         &["test", "--workspace", "--all-features"],
     ));
     steps.push(
@@ -384,6 +490,49 @@ mod tests {
             conformance_decision(true, false, None),
             Conformance::Fail(_)
         ));
+    }
+
+    #[test]
+    fn prometheus_is_required_only_under_ci() {
+        assert_eq!(prometheus_decision(true, true, None), Conformance::Run);
+        assert_eq!(prometheus_decision(false, true, None), Conformance::Run);
+        assert!(
+            matches!(prometheus_decision(true, true, Some("apt-get failed")), Conformance::Fail(r) if r.contains("apt-get failed"))
+        );
+        assert!(
+            matches!(prometheus_decision(false, true, Some("not root")), Conformance::Skip(r) if r.contains("not root"))
+        );
+        assert!(
+            matches!(prometheus_decision(true, false, None), Conformance::Fail(r) if r.contains("missing"))
+        );
+    }
+
+    #[test]
+    fn the_install_runs_right_before_the_tests() {
+        let features: [String; 0] = [];
+        let plan = static_steps(&features);
+        assert_eq!(
+            plan.iter().filter(|s| s.name == TESTS_STEP).count(),
+            1,
+            "the install is placed by the tests step's name"
+        );
+    }
+
+    #[test]
+    fn the_summary_gives_each_step_its_seconds() {
+        let mut timings = Timings::default();
+        timings.time("format", || Ok(())).unwrap();
+        assert!(
+            timings
+                .time("tests", || Err(TaskError::Failed("x".to_owned())))
+                .is_err()
+        );
+        let summary = timings.summary();
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines[1], "xtask ci: cost of each step");
+        assert!(lines[2].starts_with("  format      0.0 s"), "{summary}");
+        assert!(lines[3].ends_with(" s  FAILED"), "{summary}");
+        assert!(lines[4].starts_with("  total"), "{summary}");
     }
 
     #[test]
