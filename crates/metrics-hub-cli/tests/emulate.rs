@@ -1,5 +1,6 @@
 //! `metrics-hub emulate` serves the five emulators on fixed ports and prints the variables
-//! that point at them; `collect` with those variables (and no config) reads all five.
+//! that point at them; `collect` and `check` with those variables (and no config) read all
+//! five.
 
 mod common;
 
@@ -114,6 +115,16 @@ fn emulated_backends_on_fixed_ports_are_collected_through_their_variables() {
             .all(|s| s["series"].as_u64().is_some_and(|n| n > 0)),
         "{document}"
     );
+
+    let checked = command(dir.path())
+        .arg("check")
+        .envs(variables.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{report}");
+    assert_eq!(report.matches("\nok    ").count(), 5, "{report}");
+    assert!(report.ends_with("all 5 source(s) work\n"), "{report}");
 
     let status = emulator
         .terminate(Duration::from_secs(10))
