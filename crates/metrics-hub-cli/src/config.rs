@@ -320,6 +320,11 @@ pub(crate) fn parse(
         Some(defaults) => defaults.apply(Schedule::default(), &cx)?,
         None => Schedule::default(),
     };
+    if raw.sources.is_empty() {
+        return Err(ConfigError::new(format!(
+            "{file} defines no source; add a [sources.NAME] table with a `backend` for each"
+        )));
+    }
     let mut tables: Vec<(String, Spanned<RawSource>)> = raw.sources.into_iter().collect();
     tables.sort_by_key(|(_, table)| table.span().start);
     let mut sources = Vec::with_capacity(tables.len());
@@ -1051,6 +1056,10 @@ api_url = "${TOKEN}"
                 .starts_with("hub.toml:4:12: `soon` is not a duration")
         );
         assert!(refusal("[sources.a\n").starts_with("hub.toml:1:"));
+        assert_eq!(
+            refusal("[server]\ntimestamps = true\n"),
+            "hub.toml defines no source; add a [sources.NAME] table with a `backend` for each"
+        );
         assert!(refusal("[server]\nlisten = \"here\"\n").starts_with("hub.toml:2:10:"));
         assert!(
             refusal(
