@@ -2,10 +2,10 @@
 
 use std::fmt;
 
-use metrics_core::http::{HttpClient, Request};
+use metrics_core::http::{HttpClient, Request, redact_url};
 use metrics_core::reqwest::Url;
 use metrics_core::reqwest::header::{HeaderName, HeaderValue};
-use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
+use metrics_core::{Auth, ClientOptions, Env, Error, Result, RetryConfig, Secret};
 
 use crate::BACKEND;
 use crate::error::{parse_error_body, refine};
@@ -182,7 +182,7 @@ pub struct CooprClientBuilder {
 impl fmt::Debug for CooprClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CooprClientBuilder")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(redact_url))
             .field("user_id", &self.user_id)
             .field("tenant", &self.tenant)
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
@@ -202,16 +202,25 @@ impl CooprClientBuilder {
     /// type's documentation); unset variables leave their setting empty, and
     /// [`build`](Self::build) reports what is still missing.
     pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_env_with(&Env::process())
     }
 
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+    /// Like [`from_env`](Self::from_env), reading the variables from `env`.
+    ///
+    /// ```
+    /// use coopr_client::CooprClientBuilder;
+    /// use metrics_core::Env;
+    ///
+    /// let env = Env::from_pairs([("COOPR_URL", "http://coopr:55054"), ("COOPR_USER_ID", "admin"), ("COOPR_TENANT_ID", "acme")]);
+    /// let client = CooprClientBuilder::from_env_with(&env).build().unwrap();
+    /// assert_eq!(client.tenant(), "acme");
+    /// ```
+    pub fn from_env_with(env: &Env) -> Self {
         let mut builder = Self::new();
-        builder.base_url = var("COOPR_URL");
-        builder.user_id = var("COOPR_USER_ID");
-        builder.tenant = var("COOPR_TENANT_ID");
-        builder.api_key = var("COOPR_API_KEY").map(Secret::new);
+        builder.base_url = env.get("COOPR_URL");
+        builder.user_id = env.get("COOPR_USER_ID");
+        builder.tenant = env.get("COOPR_TENANT_ID");
+        builder.api_key = env.secret("COOPR_API_KEY");
         builder
     }
 
@@ -334,12 +343,7 @@ mod tests {
             ("COOPR_TENANT_ID", "acme"),
             ("COOPR_API_KEY", "k3y"),
         ];
-        let lookup = |name: &str| {
-            vars.iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, v)| (*v).to_owned())
-        };
-        let builder = CooprClientBuilder::from_lookup(lookup);
+        let builder = CooprClientBuilder::from_env_with(&Env::from_pairs(vars));
         assert!(builder.api_key.is_some());
         let client = builder.build().unwrap();
         assert_eq!(client.base_url(), "http://coopr:55054/v2");
@@ -347,10 +351,18 @@ mod tests {
         assert_eq!(client.tenant(), "acme");
         assert!(!client.is_superadmin());
 
-        let err = CooprClientBuilder::from_lookup(|_| Some(" ".to_owned()))
+        let err = CooprClientBuilder::from_env_with(&Env::from_fn(|_| Some(" ".to_owned())))
             .build()
             .unwrap_err();
         assert!(err.to_string().contains("COOPR_URL"), "{err}");
+    }
+
+    #[test]
+    fn the_builder_debug_hides_a_password_in_the_url() {
+        let builder = CooprClientBuilder::new().with_base_url("http://user:PaSsWoRd@coopr:55054");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("PaSsWoRd"), "{shown}");
+        assert!(shown.contains("coopr:55054"), "{shown}");
     }
 
     #[test]

@@ -549,6 +549,33 @@ pub fn decode_json<T: DeserializeOwned>(backend: &'static str, body: &[u8]) -> R
     }
 }
 
+/// A URL as it may be shown in a `Debug` or a message: user name and password taken out,
+/// query and fragment dropped (they can carry tokens). Text that does not parse as a URL is
+/// not shown at all.
+///
+/// ```
+/// use metrics_core::http::redact_url;
+///
+/// assert_eq!(redact_url("https://user:pw@go.vumi.org/api/v1/go?access_token=t"), "https://***@go.vumi.org/api/v1/go");
+/// assert_eq!(redact_url("http://127.0.0.1:55054/v2"), "http://127.0.0.1:55054/v2");
+/// assert_eq!(redact_url("not a url with a pw"), "<not a URL>");
+/// ```
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = Url::parse(url.trim()) else {
+        return "<not a URL>".to_owned();
+    };
+    let had_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    let _ = parsed.set_username("");
+    let _ = parsed.set_password(None);
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let shown = parsed.as_str().trim_end_matches('/').to_owned();
+    match (had_userinfo, shown.split_once("://")) {
+        (true, Some((scheme, rest))) => format!("{scheme}://***@{rest}"),
+        _ => shown,
+    }
+}
+
 /// Percent-encodes one path segment (an id, a metric name) so that `/`, `?`, `#` and
 /// spaces in it stay inside the segment.
 ///
@@ -810,8 +837,8 @@ impl HttpClient {
         for (name, value) in &self.inner.constant_headers {
             builder = builder.header(name, value);
         }
-        if !request.headers.is_empty() {
-            builder = builder.headers(request.headers.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
         }
         if let Some(body) = &request.body {
             // Bytes clones share the buffer: a retry does not copy the body.
@@ -821,13 +848,14 @@ impl HttpClient {
             builder = builder.timeout(timeout);
         }
 
-        let response = builder
+        let mut response = builder
             .send()
             .await
             .map_err(|e| self.send_error(e, request))?;
         let status = response.status();
         tracing::trace!(status = status.as_u16(), "response head");
-        let headers = response.headers().clone();
+        // Taken, not cloned: the body is read from the response without its headers.
+        let headers = std::mem::take(response.headers_mut());
 
         if status.is_success() {
             let body = read_body(backend, response, self.inner.max_response_bytes).await?;

@@ -3,12 +3,21 @@
 
 #[doc(inline)]
 pub use metrics_core::{
-    Aggregator, Auth, BackoffConfig, ClientOptions, Collection, Error, MetricsSource,
-    MetricsSourceExt, Point, Query, Result, RetryConfig, Secret, Series, SeriesKind, SourceFailure,
-    TimeRange, Unit, async_trait, chrono,
+    Aggregator, Auth, BackoffConfig, ClientOptions, Collection, Disposition, Env, Error, Jitter,
+    MetricsSource, MetricsSourceExt, PayloadFate, Point, Processing, Query, Result, Retry,
+    RetryConfig, Secret, Series, SeriesKind, SharedError, SourceFailure, TimeRange, Unit,
+    async_trait, chrono,
 };
 
-/// The shared core: the HTTP pipeline and model helpers, for writing a source of your own.
+/// The renderers: a human table, JSON and OpenMetrics text of a [`Collection`] or of series.
+#[doc(inline)]
+pub use metrics_core::render;
+
+/// The HTTP pipeline every client sends through, for writing a source of your own.
+#[doc(inline)]
+pub use metrics_core::http;
+
+/// The shared core crate as a whole.
 pub use metrics_core as core;
 
 #[cfg(feature = "coopr")]

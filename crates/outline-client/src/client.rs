@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use metrics_core::http::{HttpClient, Request, Response, encode_path_segment};
 use metrics_core::reqwest::Url;
-use metrics_core::{ClientOptions, Error, Result, RetryConfig, Secret};
+use metrics_core::{ClientOptions, Env, Error, Result, RetryConfig, Secret};
 use serde::de::DeserializeOwned;
 
 use crate::BACKEND;
@@ -268,7 +268,7 @@ impl Metrics<'_> {
     /// down.
     pub async fn transfer(&self) -> Result<TransferMetrics> {
         let response = self.client.send(Request::get("metrics/transfer")).await?;
-        TransferMetrics::from_json(response.body())
+        response.decode(TransferMetrics::from_json)
     }
 
     /// `GET /experimental/server/metrics?since=…`: server, location and per-key aggregates
@@ -327,7 +327,9 @@ impl AccessKeys<'_> {
     /// [`Error::NotFound`] (code `NotFound`) when there is no such key.
     pub async fn get(&self, id: &str) -> Result<AccessKey> {
         let path = key_path(id, "")?;
-        self.client.get_json(Request::get(path)).await
+        self.client
+            .get_json(Request::get(path).with_route("access-keys/{id}"))
+            .await
     }
 
     /// `POST /access-keys`: creates a key with a server-chosen id (201).
@@ -357,6 +359,7 @@ impl AccessKeys<'_> {
     pub async fn create_with_id(&self, id: &str, key: &NewAccessKey) -> Result<AccessKey> {
         key.validate()?;
         let request = Request::put(key_path(id, "")?)
+            .with_route("access-keys/{id}")
             .with_json(BACKEND, key)?
             .with_idempotent(false);
         self.client.get_json(request).await
@@ -369,7 +372,10 @@ impl AccessKeys<'_> {
     /// [`Error::NotFound`] when there is no such key.
     pub async fn delete(&self, id: &str) -> Result<()> {
         let path = key_path(id, "")?;
-        self.client.send(Request::delete(path)).await.map(drop)
+        self.client
+            .send(Request::delete(path).with_route("access-keys/{id}"))
+            .await
+            .map(drop)
     }
 
     /// `PUT /access-keys/{id}/name`. Names cannot be cleared: the server rejects `""`.
@@ -413,7 +419,10 @@ impl AccessKeys<'_> {
     /// [`Error::NotFound`] for an unknown key.
     pub async fn remove_data_limit(&self, id: &str) -> Result<()> {
         let path = key_path(id, "/data-limit")?;
-        self.client.send(Request::delete(path)).await.map(drop)
+        self.client
+            .send(Request::delete(path).with_route("access-keys/{id}/data-limit"))
+            .await
+            .map(drop)
     }
 }
 
@@ -491,12 +500,25 @@ impl OutlineClientBuilder {
     /// A builder with the `apiUrl` from `OUTLINE_API_URL` and the `certSha256` from
     /// `OUTLINE_CERT_SHA256`, where set (empty values count as unset).
     pub fn from_env() -> Self {
-        let read = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        Self::from_env_with(&Env::process())
+    }
+
+    /// Like [`from_env`](Self::from_env), reading the variables from `env`.
+    ///
+    /// ```
+    /// use metrics_core::Env;
+    /// use outline_client::OutlineClientBuilder;
+    ///
+    /// let env = Env::from_pairs([("OUTLINE_API_URL", "https://127.0.0.1:1/SeCrEtPaTh")]);
+    /// let builder = OutlineClientBuilder::from_env_with(&env);
+    /// assert!(!format!("{builder:?}").contains("SeCrEtPaTh"));
+    /// ```
+    pub fn from_env_with(env: &Env) -> Self {
         let mut builder = Self::new();
-        if let Some(url) = read(ENV_API_URL) {
+        if let Some(url) = env.get(ENV_API_URL) {
             builder = builder.with_api_url(url);
         }
-        if let Some(pin) = read(ENV_CERT_SHA256) {
+        if let Some(pin) = env.get(ENV_CERT_SHA256) {
             builder = builder.with_cert_sha256(pin);
         }
         builder
