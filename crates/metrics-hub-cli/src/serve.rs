@@ -521,7 +521,23 @@ async fn require_auth(State(shared): State<Arc<Shared>>, request: Request, next:
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
-    let (accepted, challenge) = match auth {
+    let (accepted, challenge) = check_credentials(auth, given);
+    if accepted {
+        return next.run(request).await;
+    }
+    tracing::debug!(path = %request.uri().path(), "refused a request without valid credentials");
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+        "401 Unauthorized: this exporter needs credentials\n",
+    )
+        .into_response()
+}
+
+/// Whether an `Authorization` header value carries the configured credentials, and the
+/// `WWW-Authenticate` challenge to answer with when it does not.
+fn check_credentials(auth: &ScrapeAuth, given: &str) -> (bool, &'static str) {
+    match auth {
         ScrapeAuth::Basic { username, password } => {
             let expected = format!("{username}:{}", password.expose());
             let decoded = given
@@ -544,17 +560,7 @@ async fn require_auth(State(shared): State<Arc<Shared>>, request: Request, next:
                 "Bearer realm=\"metrics-hub\"",
             )
         }
-    };
-    if accepted {
-        return next.run(request).await;
     }
-    tracing::debug!(path = %request.uri().path(), "refused a request without valid credentials");
-    (
-        StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, challenge)],
-        "401 Unauthorized: this exporter needs credentials\n",
-    )
-        .into_response()
 }
 
 /// Compares without stopping at the first difference, so that the time taken does not
@@ -637,6 +643,31 @@ mod tests {
         assert!(!same_samples(&old, &[one(at(2, 0), 1.0)], true));
         assert!(!same_samples(&old, &[one(at(1, 0), 2.0)], false));
         assert!(!same_samples(&old, &[], false));
+    }
+
+    #[test]
+    fn credentials_are_checked_exactly() {
+        let basic = ScrapeAuth::Basic {
+            username: "prometheus".to_owned(),
+            password: metrics_hub::Secret::new("pa:ss".to_owned()),
+        };
+        let encoded = |text: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(text)
+            )
+        };
+        assert!(check_credentials(&basic, &encoded("prometheus:pa:ss")).0);
+        assert!(!check_credentials(&basic, &encoded("prometheus:pa:sS")).0);
+        assert!(!check_credentials(&basic, &encoded("prometheus:")).0);
+        assert!(!check_credentials(&basic, "Basic not-base64").0);
+        assert!(!check_credentials(&basic, "").0);
+        assert!(check_credentials(&basic, "").1.starts_with("Basic realm="));
+        let bearer = ScrapeAuth::Bearer(metrics_hub::Secret::new("t0ken".to_owned()));
+        assert!(check_credentials(&bearer, "Bearer t0ken").0);
+        assert!(!check_credentials(&bearer, "Bearer t0ke").0);
+        assert!(!check_credentials(&bearer, "t0ken").0);
+        assert!(!check_credentials(&bearer, &encoded("x:t0ken")).0);
     }
 
     #[test]
