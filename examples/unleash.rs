@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for task in tasks {
         task.await?;
     }
-    let sent = recorder.shutdown().await?;
+    let sent = recorder.shutdown().await.into_result()?;
     let status = recorder.status();
     println!(
         "recorder: {} evaluations sent in {} bucket(s) ({sent} at shutdown), {} pending, {} dropped",
@@ -131,7 +131,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "after the window: {} evaluations sent, {} pending, failures now {}",
         status.evaluations_sent, status.evaluations_pending, status.failures
     );
-    recorder.shutdown().await?;
+    recorder.shutdown().await.into_result()?;
     unleash.clear_rate_limits();
 
     // The MetricsSource view: hourly yes/no per flag, application and environment.

@@ -1,9 +1,19 @@
-//! Each client against its emulator on loopback, and against the same server the **floor**: a
-//! plain keep-alive `reqwest::Client` sending the same request (method, path, headers, body)
-//! and reading the body as bytes, without decoding.
+//! Each client on loopback, and against the same server the **floor**: a plain keep-alive
+//! `reqwest::Client` sending the same request (method, path, headers, body) and reading the
+//! body as bytes, without decoding. Two servers, two tables:
 //!
-//! Run with `cargo xtask bench [--json]` or `cargo bench -p metrics-hub-examples --bench
-//! clients -- [--json]`.
+//! - **The replay server** (`benches/replay_server.rs`, a child process): each emulator's
+//!   answer to each request, recorded once at start, sent back byte for byte with nothing
+//!   computed per request. The server costs nothing in this process, so this process's CPU
+//!   time per call is the client's own (or the floor's), and the rates are not diluted by
+//!   the emulators' 30–300 µs of work per request.
+//! - **The emulators**, in this process, as before: the end-to-end rates, and peak memory.
+//!
+//! Run with `cargo xtask bench [--json] [--replay-only] [OPERATION...]` or `cargo bench -p
+//! metrics-hub-examples --bench clients -- [ARGS]`; an operation name selects the operations
+//! whose key contains it (`Outline`, `VumiFire`). For a profiler,
+//! `METRICS_HUB_BENCH_PROFILE=<OpKey>:<client|floor>:<calls>` makes only those calls against
+//! the replay server, inside `profiled_calls`.
 //!
 //! - The emulators run in this process on a runtime of their own (one worker thread); the
 //!   clients and floors run on a current-thread runtime on the main thread.
@@ -47,6 +57,7 @@ const VUMI_OWNER: &str = "bench-owner";
 const APPOPTICS_TOKEN: &str = "0123456789abcdef";
 const BIG_KEYS: usize = 100_000;
 const ROUNDS: usize = 15;
+const REPLAY_NOTE: &str = "cpu: CPU time of the benchmark process (every thread, user and system, CLOCK_PROCESS_CPUTIME_ID) per unit, median of the rounds; the server runs in another process, so it is the client's (or the floor's) own. cpu ratio: client over floor, round by round; extra: client minus floor per unit.";
 const MEMORY_NOTE: &str = "peak mem: growth of peak RSS (VmHWM) over RSS during one client call on a warm connection, in a fresh child process with glibc's mmap and trim thresholds at 128 KiB (freed buffers leave RSS); the emulators run in the parent, so it is the client's alone";
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -404,8 +415,12 @@ where
     Ok(seen)
 }
 
-/// The floor: the captured request, replayed to the real server, the body read as bytes.
-async fn replay(floor: &reqwest::Client, origin: &str, request: &Captured) -> Res<usize> {
+/// The captured request, addressed to `origin`.
+fn floor_request(
+    floor: &reqwest::Client,
+    origin: &str,
+    request: &Captured,
+) -> Res<reqwest::RequestBuilder> {
     let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
     let mut builder = floor.request(method, format!("{origin}{}", request.path));
     for (name, value) in &request.headers {
@@ -413,7 +428,12 @@ async fn replay(floor: &reqwest::Client, origin: &str, request: &Captured) -> Re
             builder = builder.header(name, value);
         }
     }
-    let response = builder.body(request.body.clone()).send().await?;
+    Ok(builder.body(request.body.clone()))
+}
+
+/// The floor: the captured request, replayed to the real server, the body read as bytes.
+async fn replay(floor: &reqwest::Client, origin: &str, request: &Captured) -> Res<usize> {
+    let response = floor_request(floor, origin, request)?.send().await?;
     let status = response.status();
     let body = response.bytes().await?;
     if !status.is_success() {
@@ -531,6 +551,15 @@ impl Op {
         }
     }
 
+    /// What is counted per second.
+    fn unit(self) -> &'static str {
+        if self.is_queue() {
+            "measurements"
+        } else {
+            "calls"
+        }
+    }
+
     fn is_queue(self) -> bool {
         self.max_in_flight().is_some()
     }
@@ -556,9 +585,43 @@ impl Op {
             _ => ">= 0.9x",
         }
     }
+
+    /// The server it talks to: the key of its URL in [`Targets`] without `_url`.
+    fn server(self) -> &'static str {
+        match self {
+            Op::OutlineTransfer100k => "outline_big",
+            Op::OutlineTransfer10 | Op::OutlineEnabled | Op::OutlineServer => "outline_small",
+            Op::AppOpticsSubmit
+            | Op::AppOpticsQueue10kSeq
+            | Op::AppOpticsQueue10k
+            | Op::AppOpticsQueue1mSeq
+            | Op::AppOpticsQueue1m => "appoptics",
+            Op::UnleashRegister | Op::UnleashSendMetrics => "unleash",
+            Op::CooprQueueMetrics | Op::CooprNodeUsage => "coopr",
+            Op::VumiQuery1000 | Op::VumiFire => "vumi",
+            Op::Aggregator => "",
+        }
+    }
 }
 
+/// The operations measured against the replay server.
+const REPLAY_OPS: [Op; 12] = [
+    Op::OutlineTransfer10,
+    Op::OutlineTransfer100k,
+    Op::OutlineEnabled,
+    Op::OutlineServer,
+    Op::AppOpticsSubmit,
+    Op::AppOpticsQueue1m,
+    Op::UnleashRegister,
+    Op::UnleashSendMetrics,
+    Op::CooprQueueMetrics,
+    Op::CooprNodeUsage,
+    Op::VumiQuery1000,
+    Op::VumiFire,
+];
+
 /// What the floor of an operation sends, captured from the client.
+#[derive(Clone)]
 struct Prepared {
     origin: String,
     requests: Vec<Captured>,
@@ -806,18 +869,368 @@ fn aggregate_query() -> Query {
         .with_step(Duration::from_secs(300))
 }
 
+// ---- the replay server ---------------------------------------------------------------------
+
+/// One response recorded from an emulator, for the replay server.
+struct RecordedRoute {
+    server: &'static str,
+    tls: bool,
+    method: String,
+    target: String,
+    response: Vec<u8>,
+}
+
+/// The emulator's answer to `request` as bytes on the wire: status line, headers, body.
+///
+/// The emulators answer HTTP/1.1 with lower-case header names (hyper's), which is what this
+/// writes back; a chunked body is framed again as one chunk.
+async fn record_response(
+    floor: &reqwest::Client,
+    origin: &str,
+    request: &Captured,
+) -> Res<Vec<u8>> {
+    let response = floor_request(floor, origin, request)?.send().await?;
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.bytes().await?;
+    if !status.is_success() {
+        return Err(format!(
+            "the emulator answered {status} to {} {}",
+            request.method, request.path
+        )
+        .into());
+    }
+    if headers.contains_key("content-encoding") {
+        return Err(
+            "the emulator compressed its answer; the replay needs the bytes as sent".into(),
+        );
+    }
+    let chunked = headers
+        .get("transfer-encoding")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"chunked"));
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        status.as_str(),
+        status.canonical_reason().unwrap_or("")
+    )
+    .into_bytes();
+    for (name, value) in &headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !chunked && !headers.contains_key("content-length") {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    if chunked {
+        if !body.is_empty() {
+            out.extend_from_slice(format!("{:x}\r\n", body.len()).as_bytes());
+            out.extend_from_slice(&body);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+    } else {
+        out.extend_from_slice(&body);
+    }
+    Ok(out)
+}
+
+/// Each distinct request of the prepared operations, answered once by its emulator.
+async fn record_routes(
+    floor: &reqwest::Client,
+    prepared: &[(Op, Prepared)],
+) -> Res<Vec<RecordedRoute>> {
+    let mut routes: Vec<RecordedRoute> = Vec::new();
+    for (op, p) in prepared {
+        for request in &p.requests {
+            let known = routes.iter().any(|r| {
+                r.server == op.server() && r.method == request.method && r.target == request.path
+            });
+            if known {
+                continue;
+            }
+            routes.push(RecordedRoute {
+                server: op.server(),
+                tls: p.origin.starts_with("https://"),
+                method: request.method.clone(),
+                target: request.path.clone(),
+                response: record_response(floor, &p.origin, request).await?,
+            });
+        }
+    }
+    Ok(routes)
+}
+
+/// The `replay-server` child process: one listener per emulator it stands in for.
+struct ReplayServer {
+    child: std::process::Child,
+    /// Closing it tells the server to exit.
+    stdin: Option<std::process::ChildStdin>,
+    /// Server name (`appoptics`, `outline_big`, …) to `127.0.0.1:port`.
+    listening: BTreeMap<String, String>,
+    cert_sha256: String,
+}
+
+impl ReplayServer {
+    fn start(routes: &[RecordedRoute]) -> Res<Self> {
+        use std::io::{BufRead as _, Write as _};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_replay-server"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()?;
+        let mut server = Self {
+            stdin: child.stdin.take(),
+            listening: BTreeMap::new(),
+            cert_sha256: String::new(),
+            child,
+        };
+        let stdin = server.stdin.as_mut().ok_or("no stdin")?;
+        for route in routes {
+            writeln!(
+                stdin,
+                "route {} {} {} {} {}",
+                route.server,
+                if route.tls { "tls" } else { "plain" },
+                route.method,
+                route.target,
+                route.response.len()
+            )?;
+            stdin.write_all(&route.response)?;
+        }
+        writeln!(stdin, "go")?;
+        stdin.flush()?;
+        let stdout = server.child.stdout.take().ok_or("no stdout")?;
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["listen", name, address] => {
+                    server
+                        .listening
+                        .insert((*name).to_owned(), (*address).to_owned());
+                }
+                ["cert", sha256] => server.cert_sha256 = (*sha256).to_owned(),
+                ["ready"] => return Ok(server),
+                _ => return Err(format!("replay-server said {line:?}").into()),
+            }
+        }
+        Err("replay-server exited before it was ready".into())
+    }
+
+    /// The emulators' targets, pointed at the replay server: same paths and secrets, the
+    /// replay server's origin and certificate.
+    fn targets(&self, emulators: &Targets) -> Targets {
+        let mut t = emulators.0.clone();
+        for (name, address) in &self.listening {
+            if let Some(url) = t.get_mut(&format!("{name}_url")) {
+                let scheme = if url.starts_with("https://") {
+                    "https"
+                } else {
+                    "http"
+                };
+                *url = format!("{scheme}://{address}{}", &url[origin(url).len()..]);
+            }
+            if let Some(cert) = t.get_mut(&format!("{name}_cert")) {
+                cert.clone_from(&self.cert_sha256);
+            }
+        }
+        Targets(t)
+    }
+}
+
+impl Drop for ReplayServer {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Everything the replay table needs: the server, clients pointed at it, and each operation's
+/// floor requests addressed to it.
+struct Replay {
+    _server: ReplayServer,
+    clients: Clients,
+    prepared: Vec<(Op, Prepared)>,
+}
+
+async fn start_replay(ops: &[Op], c: &Clients, t: &Targets) -> Res<Replay> {
+    let mut prepared = Vec::new();
+    for &op in ops {
+        prepared.push((op, prepare(op, c, t).await?));
+    }
+    let routes = record_routes(&c.floor, &prepared).await?;
+    let server = ReplayServer::start(&routes)?;
+    let targets = server.targets(t);
+    for (op, p) in &mut prepared {
+        p.origin = origin(targets.get(&format!("{}_url", op.server()))).to_owned();
+    }
+    Ok(Replay {
+        clients: Clients::new(&targets)?,
+        prepared,
+        _server: server,
+    })
+}
+
+/// The CPU time of this process so far (every thread, user and system), nanosecond
+/// resolution.
+fn process_cpu() -> Duration {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(
+        u64::try_from(now.tv_sec).unwrap_or(0),
+        u32::try_from(now.tv_nsec).unwrap_or(0),
+    )
+}
+
+/// One operation against the replay server: rates and CPU time per unit, client and floor
+/// alternating.
+async fn measure_replay(op: Op, c: &Clients, prepared: &Prepared) -> Res<Row> {
+    client_call(op, c).await?;
+    floor_call(op, c, prepared).await?;
+    c.queue_phases
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clear();
+    // Calls against the replay server are quicker: longer rounds, so that a preemption or a
+    // cold cache is a smaller part of one.
+    let (calls, per_call) = if op.is_queue() {
+        (1, op.per_round())
+    } else {
+        (op.per_round() * 4, 1)
+    };
+    let units = calls * per_call;
+    let (mut client_rates, mut floor_rates) = (Vec::new(), Vec::new());
+    let (mut client_cpu, mut floor_cpu) = (Vec::new(), Vec::new());
+    for _ in 0..op.rounds() {
+        let (secs, cpu) = time_rounds(calls, || client_call(op, c)).await?;
+        client_rates.push(rate(units, secs));
+        client_cpu.push(per_unit(cpu, units));
+        let (secs, cpu) = time_rounds(calls, || floor_call(op, c, prepared)).await?;
+        floor_rates.push(rate(units, secs));
+        floor_cpu.push(per_unit(cpu, units));
+    }
+    let mut note = String::new();
+    if op == Op::OutlineTransfer100k || op == Op::VumiQuery1000 {
+        note = format!("body {:.2} MiB", mib(prepared.body_len));
+    }
+    if op.is_queue() {
+        let phases = std::mem::take(
+            &mut *c
+                .queue_phases
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let adding: Vec<f64> = phases.iter().map(|p| p.0).collect();
+        let submitting: Vec<f64> = phases.iter().map(|p| p.1).collect();
+        note = format!(
+            "{} chunks, floor 1 at a time; client: add {:.0} ms + submit {:.0} ms",
+            prepared.requests.len(),
+            report::median(&adding).unwrap_or(f64::NAN) * 1e3,
+            report::median(&submitting).unwrap_or(f64::NAN) * 1e3,
+        );
+    }
+    Ok(Row {
+        name: op.to_string(),
+        unit: op.unit().to_owned(),
+        client_per_s: report::median(&client_rates).unwrap_or(f64::NAN),
+        floor_per_s: report::median(&floor_rates).unwrap_or(f64::NAN),
+        paired_ratio: report::paired_median(&client_rates, &floor_rates),
+        peak_bytes: None,
+        target: op.target().to_owned(),
+        note,
+        cpu: Some(report::Cpu {
+            client: report::median(&client_cpu).unwrap_or(f64::NAN),
+            floor: report::median(&floor_cpu).unwrap_or(f64::NAN),
+            paired_ratio: report::paired_median(&client_cpu, &floor_cpu),
+        }),
+    })
+}
+
+#[allow(clippy::cast_precision_loss, reason = "a mean")]
+fn per_unit(cpu: f64, units: usize) -> f64 {
+    cpu / units as f64
+}
+
+/// `METRICS_HUB_BENCH_PROFILE=<OpKey>:<client|floor>:<calls>`: only that many calls of one
+/// operation against the replay server, for a profiler (`valgrind --tool=callgrind
+/// --toggle-collect='*profiled_calls*'`).
+fn run_profile(spec: &str) -> Res<()> {
+    let mut parts = spec.split(':');
+    let (Some(key), Some(side), Some(calls)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("METRICS_HUB_BENCH_PROFILE is <OpKey>:<client|floor>:<calls>".into());
+    };
+    let op = Op::from_key(key).ok_or("unknown operation")?;
+    let calls: usize = calls.parse()?;
+    let servers = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("emulators")
+        .enable_all()
+        .build()?;
+    let (emulators, targets) = servers.block_on(start_emulators())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let replay = runtime.block_on(async {
+        let clients = Clients::new(&targets)?;
+        let replay = start_replay(&[op], &clients, &targets).await?;
+        client_call(op, &replay.clients).await?;
+        floor_call(op, &replay.clients, &replay.prepared[0].1).await?;
+        Res::Ok(replay)
+    })?;
+    let started = Instant::now();
+    let cpu = process_cpu();
+    profiled_calls(&runtime, op, &replay, side == "floor", calls)?;
+    eprintln!(
+        "{op} ({side}): {calls} calls in {:.3} s, {:.3} s CPU",
+        started.elapsed().as_secs_f64(),
+        (process_cpu() - cpu).as_secs_f64()
+    );
+    drop(replay);
+    drop(emulators);
+    Ok(())
+}
+
+/// The profiled section: the runtime runs inside it, so a profiler that collects only under
+/// this function sees the connection tasks too.
+#[inline(never)]
+fn profiled_calls(
+    runtime: &tokio::runtime::Runtime,
+    op: Op,
+    replay: &Replay,
+    floor: bool,
+    calls: usize,
+) -> Res<()> {
+    runtime.block_on(async {
+        for _ in 0..calls {
+            if floor {
+                floor_call(op, &replay.clients, &replay.prepared[0].1).await?;
+            } else {
+                client_call(op, &replay.clients).await?;
+            }
+        }
+        Res::Ok(())
+    })
+}
+
 // ---- measuring -----------------------------------------------------------------------------
 
-async fn time_rounds<F, Fut>(n: usize, mut call: F) -> Res<f64>
+/// `n` calls: the seconds they took, and the CPU seconds this process spent meanwhile.
+async fn time_rounds<F, Fut>(n: usize, mut call: F) -> Res<(f64, f64)>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Res<()>>,
 {
+    let cpu = process_cpu();
     let started = Instant::now();
     for _ in 0..n {
         call().await?;
     }
-    Ok(started.elapsed().as_secs_f64())
+    Ok((
+        started.elapsed().as_secs_f64(),
+        (process_cpu() - cpu).as_secs_f64(),
+    ))
 }
 
 async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res<Row> {
@@ -843,12 +1256,12 @@ async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res
         if op.is_queue() {
             emulators.reset_appoptics();
         }
-        let secs = time_rounds(calls, || client_call(op, c)).await?;
+        let (secs, _) = time_rounds(calls, || client_call(op, c)).await?;
         client_rates.push(rate(calls * per_call, secs));
         if op.is_queue() {
             emulators.reset_appoptics();
         }
-        let secs = time_rounds(calls, || floor_call(op, c, &prepared)).await?;
+        let (secs, _) = time_rounds(calls, || floor_call(op, c, &prepared)).await?;
         floor_rates.push(rate(calls * per_call, secs));
     }
     let peak = probe_memory(op, t);
@@ -883,24 +1296,14 @@ async fn measure(op: Op, c: &Clients, t: &Targets, emulators: &Emulators) -> Res
     }
     Ok(Row {
         name: op.to_string(),
-        unit: if op.is_queue() {
-            "measurements"
-        } else {
-            "calls"
-        }
-        .to_owned(),
+        unit: op.unit().to_owned(),
         client_per_s: report::median(&client_rates).unwrap_or(f64::NAN),
         floor_per_s: report::median(&floor_rates).unwrap_or(f64::NAN),
-        paired_ratio: report::median(
-            &client_rates
-                .iter()
-                .zip(&floor_rates)
-                .filter_map(|(client, floor)| report::ratio(*client, *floor))
-                .collect::<Vec<_>>(),
-        ),
+        paired_ratio: report::paired_median(&client_rates, &floor_rates),
         peak_bytes: peak,
         target: op.target().to_owned(),
         note,
+        cpu: None,
     })
 }
 
@@ -949,6 +1352,7 @@ async fn measure_aggregator(c: &Clients) -> Res<Row> {
             worst * 1e3,
             (total - worst) * 1e3
         ),
+        cpu: None,
     })
 }
 
@@ -1021,9 +1425,20 @@ fn main() -> Res<()> {
         let targets = std::env::var("METRICS_HUB_BENCH_TARGETS").unwrap_or_default();
         return run_probe(&key, &targets);
     }
+    if let Ok(spec) = std::env::var("METRICS_HUB_BENCH_PROFILE") {
+        return run_profile(&spec);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
-    let only: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let replay_only = args.iter().any(|a| a == "--replay-only");
+    // `cargo bench` passes `--bench`; names select operations by their key.
+    let only: Vec<String> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(|a| a.to_lowercase())
+        .collect();
+    let selected =
+        |op: &Op| only.is_empty() || only.iter().any(|o| op.key().to_lowercase().contains(o));
 
     // The emulators: a runtime of their own, one worker thread.
     let servers = tokio::runtime::Builder::new_multi_thread()
@@ -1037,16 +1452,31 @@ fn main() -> Res<()> {
         .enable_all()
         .build()?;
     let started = Instant::now();
-    let rows = runtime.block_on(async {
+    let (replay_rows, rows) = runtime.block_on(async {
         let clients = Clients::new(&targets)?;
+        let replay_ops: Vec<Op> = REPLAY_OPS.into_iter().filter(selected).collect();
+        let mut replay_rows = Vec::new();
+        if !replay_ops.is_empty() {
+            let replay = start_replay(&replay_ops, &clients, &targets).await?;
+            for (op, prepared) in &replay.prepared {
+                let op_started = Instant::now();
+                let row = measure_replay(*op, &replay.clients, prepared).await?;
+                eprintln!(
+                    "{op} (replay): {:.2}x, cpu {:.2}x in {:.1} s",
+                    row.ratio().unwrap_or(f64::NAN),
+                    row.cpu
+                        .as_ref()
+                        .and_then(report::Cpu::ratio)
+                        .unwrap_or(f64::NAN),
+                    op_started.elapsed().as_secs_f64()
+                );
+                replay_rows.push(row);
+            }
+        }
         let mut rows = Vec::new();
-        for op in OPS {
-            if !only.is_empty()
-                && !only
-                    .iter()
-                    .any(|o| op.key().to_lowercase().contains(&o.to_lowercase()))
-            {
-                continue;
+        for op in OPS.into_iter().filter(selected) {
+            if replay_only {
+                break;
             }
             let op_started = Instant::now();
             let row = measure(op, &clients, &targets, &emulators).await?;
@@ -1057,16 +1487,25 @@ fn main() -> Res<()> {
             );
             rows.push(row);
         }
-        Res::Ok(rows)
+        Res::Ok((replay_rows, rows))
     })?;
     if json {
-        println!("{}", report::format_json(&rows, MEMORY_NOTE));
+        println!("{}", report::format_json(&replay_rows, &rows, MEMORY_NOTE));
     } else {
-        println!();
-        print!("{}", report::format_table(&rows));
-        println!("\n{MEMORY_NOTE}.");
+        if !replay_rows.is_empty() {
+            println!(
+                "\nAgainst the replay server (the emulators' recorded answers, from another process):\n"
+            );
+            print!("{}", report::format_replay_table(&replay_rows));
+            println!("\n{REPLAY_NOTE}");
+        }
+        if !rows.is_empty() {
+            println!("\nAgainst the emulators:\n");
+            print!("{}", report::format_table(&rows));
+            println!("\n{MEMORY_NOTE}.");
+        }
         println!(
-            "Rates are medians of up to {ROUNDS} short rounds (3 for the 1M queue), client and floor alternating against the same emulator; ratio: the median of each client round over the floor round next to it; measured in {:.0} s.",
+            "Rates are medians of up to {ROUNDS} short rounds (3 for the 1M queue), client and floor alternating against the same server; ratio: the median of each client round over the floor round next to it; measured in {:.0} s.",
             started.elapsed().as_secs_f64()
         );
     }

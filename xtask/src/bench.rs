@@ -1,6 +1,7 @@
-//! `cargo xtask bench [--json]`: the client-versus-floor benchmark suite.
+//! `cargo xtask bench [--json] [--replay-only] [OPERATION...]`: the client-versus-floor
+//! benchmark suite.
 //!
-//! It runs `cargo bench -p metrics-hub-examples --bench clients -- [--json]`. The pure parts
+//! It runs `cargo bench -p metrics-hub-examples --bench clients -- [ARGS]`. The pure parts
 //! (medians, ratios, the table and the JSON report) live here with their unit tests; the
 //! benchmark binary (`examples/benches/clients.rs`) includes this file as a module, so the
 //! table it prints is the one tested here.
@@ -14,9 +15,21 @@ use std::fmt::Write as _;
 use std::process::Command;
 use std::time::Instant;
 
+/// What `cargo xtask bench` was asked for.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct BenchArgs {
+    /// The machine-readable report.
+    pub(crate) json: bool,
+    /// Only the replay table, not the emulator one.
+    pub(crate) replay_only: bool,
+    /// Operations to run, matched against their keys (e.g. `Outline`, `VumiFire`); all when
+    /// empty.
+    pub(crate) only: Vec<String>,
+}
+
 /// The cargo arguments that run the suite.
-pub(crate) fn cargo_args(json: bool) -> Vec<String> {
-    let mut args: Vec<String> = [
+pub(crate) fn cargo_args(args: &BenchArgs) -> Vec<String> {
+    let mut out: Vec<String> = [
         "bench",
         "-p",
         "metrics-hub-examples",
@@ -27,28 +40,41 @@ pub(crate) fn cargo_args(json: bool) -> Vec<String> {
     .iter()
     .map(|s| (*s).to_owned())
     .collect();
-    if json {
-        args.push("--json".to_owned());
+    if args.json {
+        out.push("--json".to_owned());
     }
-    args
+    if args.replay_only {
+        out.push("--replay-only".to_owned());
+    }
+    out.extend(args.only.iter().cloned());
+    out
 }
 
-/// Reads `[--json]`; anything else is a usage error.
-pub(crate) fn parse_args(args: &[String]) -> Result<bool, String> {
-    match args {
-        [] => Ok(false),
-        [flag] if flag == "--json" => Ok(true),
-        _ => Err(format!("bench takes only --json, not {args:?}")),
+/// Reads `[--json] [--replay-only] [OPERATION...]`; any other flag is a usage error.
+pub(crate) fn parse_args(args: &[String]) -> Result<BenchArgs, String> {
+    let mut parsed = BenchArgs::default();
+    for arg in args {
+        match arg.as_str() {
+            "--json" => parsed.json = true,
+            "--replay-only" => parsed.replay_only = true,
+            flag if flag.starts_with('-') => {
+                return Err(format!(
+                    "bench takes --json, --replay-only and operation names, not {flag:?}"
+                ));
+            }
+            name => parsed.only.push(name.to_owned()),
+        }
     }
+    Ok(parsed)
 }
 
 /// Runs the suite, its output going straight to the terminal.
 pub(crate) fn run(args: &[String]) -> Result<(), String> {
-    let json = parse_args(args)?;
+    let args = parse_args(args)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let started = Instant::now();
     let status = Command::new(&cargo)
-        .args(cargo_args(json))
+        .args(cargo_args(&args))
         .status()
         .map_err(|e| format!("cannot run {cargo}: {e}"))?;
     eprintln!(
@@ -65,7 +91,7 @@ pub(crate) fn run(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!(
             "`cargo {}` failed ({status})",
-            cargo_args(json).join(" ")
+            cargo_args(&args).join(" ")
         ))
     }
 }
@@ -84,6 +110,18 @@ pub(crate) fn median(samples: &[f64]) -> Option<f64> {
     } else {
         sorted[mid]
     })
+}
+
+/// The median of the ratios of paired samples (`client[i] / floor[i]`), which shared the
+/// machine's noise; `None` when no pair has a ratio.
+pub(crate) fn paired_median(client: &[f64], floor: &[f64]) -> Option<f64> {
+    median(
+        &client
+            .iter()
+            .zip(floor)
+            .filter_map(|(client, floor)| ratio(*client, *floor))
+            .collect::<Vec<_>>(),
+    )
 }
 
 /// `client / floor`, or `None` when the floor is not a positive number.
@@ -111,6 +149,27 @@ pub(crate) struct Row {
     pub(crate) target: String,
     /// Anything else worth a column (body size, times).
     pub(crate) note: String,
+    /// CPU time per unit, when measured (against the replay server).
+    pub(crate) cpu: Option<Cpu>,
+}
+
+/// CPU time of the measuring process per unit (call or measurement), in seconds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Cpu {
+    /// The client's (median of the rounds).
+    pub(crate) client: f64,
+    /// The floor's (median of the rounds).
+    pub(crate) floor: f64,
+    /// `client / floor`, the median of the ratios of adjacent rounds; `None` to take it from
+    /// the two medians.
+    pub(crate) paired_ratio: Option<f64>,
+}
+
+impl Cpu {
+    /// `client / floor`: the paired ratio when there is one, else the ratio of the medians.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        self.paired_ratio.or_else(|| ratio(self.client, self.floor))
+    }
 }
 
 impl Row {
@@ -152,7 +211,28 @@ pub(crate) fn human_bytes(bytes: Option<u64>) -> String {
     )
 }
 
-/// The table: one line per operation, columns aligned.
+/// A time per unit for people: `850 ns`, `12.3 µs`, `1.23 ms` (`-` when not finite).
+pub(crate) fn human_duration(secs: f64) -> String {
+    if !secs.is_finite() {
+        return "-".to_owned();
+    }
+    let ns = secs * 1e9;
+    if ns.abs() < 1e3 {
+        format!("{ns:.0} ns")
+    } else if ns.abs() < 1e6 {
+        format!("{:.1} µs", ns / 1e3)
+    } else if ns.abs() < 1e9 {
+        format!("{:.2} ms", ns / 1e6)
+    } else {
+        format!("{secs:.2} s")
+    }
+}
+
+fn human_ratio(ratio: Option<f64>) -> String {
+    ratio.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
+}
+
+/// The emulator table: one line per operation, columns aligned.
 pub(crate) fn format_table(rows: &[Row]) -> String {
     let header = [
         "operation",
@@ -164,24 +244,73 @@ pub(crate) fn format_table(rows: &[Row]) -> String {
         "peak mem",
         "note",
     ];
-    let cells: Vec<[String; 8]> = rows
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|row| {
-            [
+            vec![
                 row.name.clone(),
                 row.unit.clone(),
                 human_rate(row.client_per_s),
                 human_rate(row.floor_per_s),
-                row.ratio()
-                    .map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x")),
+                human_ratio(row.ratio()),
                 row.target.clone(),
                 human_bytes(row.peak_bytes),
                 row.note.clone(),
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for line in &cells {
+    align(&header, &cells, &[0, 1, 7])
+}
+
+/// The replay table: rates and CPU time per unit, client and floor.
+pub(crate) fn format_replay_table(rows: &[Row]) -> String {
+    let header = [
+        "operation",
+        "unit",
+        "client/s",
+        "floor/s",
+        "ratio",
+        "client cpu",
+        "floor cpu",
+        "cpu ratio",
+        "extra cpu",
+        "note",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            let cpu = row.cpu.as_ref();
+            vec![
+                row.name.clone(),
+                row.unit.clone(),
+                human_rate(row.client_per_s),
+                human_rate(row.floor_per_s),
+                human_ratio(row.ratio()),
+                human_duration(cpu.map_or(f64::NAN, |c| c.client)),
+                human_duration(cpu.map_or(f64::NAN, |c| c.floor)),
+                human_ratio(cpu.and_then(Cpu::ratio)),
+                cpu.map_or_else(
+                    || "-".to_owned(),
+                    |c| {
+                        let extra = human_duration(c.client - c.floor);
+                        if c.client >= c.floor {
+                            format!("+{extra}")
+                        } else {
+                            extra
+                        }
+                    },
+                ),
+                row.note.clone(),
+            ]
+        })
+        .collect();
+    align(&header, &cells, &[0, 1, 9])
+}
+
+/// Lines of cells in aligned columns: those in `left` to the left, numbers to the right.
+fn align(header: &[&str], cells: &[Vec<String>], left: &[usize]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for line in cells {
         for (width, cell) in widths.iter_mut().zip(line) {
             *width = (*width).max(cell.chars().count());
         }
@@ -189,12 +318,12 @@ pub(crate) fn format_table(rows: &[Row]) -> String {
     let mut out = String::new();
     let mut push = |line: &[String]| {
         let mut text = String::new();
-        for (i, (cell, width)) in line.iter().zip(widths).enumerate() {
+        for (i, (cell, &width)) in line.iter().zip(&widths).enumerate() {
             if i > 0 {
                 text.push_str("  ");
             }
-            // Names and notes to the left, numbers to the right.
-            if i == 0 || i == 1 || i == 7 {
+            // `{:>width$}` counts chars, which is what the widths are.
+            if left.contains(&i) {
                 let _ = write!(text, "{cell:<width$}");
             } else {
                 let _ = write!(text, "{cell:>width$}");
@@ -203,32 +332,45 @@ pub(crate) fn format_table(rows: &[Row]) -> String {
         out.push_str(text.trim_end());
         out.push('\n');
     };
-    push(&header.map(str::to_owned));
-    push(&widths.map(|w| "-".repeat(w)));
-    for line in &cells {
+    push(&header.iter().map(|h| (*h).to_owned()).collect::<Vec<_>>());
+    push(&widths.iter().map(|w| "-".repeat(*w)).collect::<Vec<_>>());
+    for line in cells {
         push(line);
     }
     out
 }
 
-/// The machine-readable report: `{"memory": …, "rows": [{…}]}`.
-pub(crate) fn format_json(rows: &[Row], memory: &str) -> String {
-    let rows: Vec<serde_json::Value> = rows
-        .iter()
-        .map(|row| {
-            serde_json::json!({
-                "operation": row.name,
-                "unit": row.unit,
-                "client_per_s": finite(row.client_per_s),
-                "floor_per_s": finite(row.floor_per_s),
-                "ratio": row.ratio(),
-                "target": row.target,
-                "peak_bytes": row.peak_bytes,
-                "note": row.note,
+/// The machine-readable report: `{"memory": …, "replay": [{…}], "rows": [{…}]}`, the
+/// emulator table in `rows`; CPU times in seconds per unit.
+pub(crate) fn format_json(replay: &[Row], rows: &[Row], memory: &str) -> String {
+    let json_rows = |rows: &[Row]| -> Vec<serde_json::Value> {
+        rows.iter()
+            .map(|row| {
+                let mut value = serde_json::json!({
+                    "operation": row.name,
+                    "unit": row.unit,
+                    "client_per_s": finite(row.client_per_s),
+                    "floor_per_s": finite(row.floor_per_s),
+                    "ratio": row.ratio(),
+                    "target": row.target,
+                    "peak_bytes": row.peak_bytes,
+                    "note": row.note,
+                });
+                if let Some(cpu) = &row.cpu {
+                    value["client_cpu_s"] = finite(cpu.client).into();
+                    value["floor_cpu_s"] = finite(cpu.floor).into();
+                    value["cpu_ratio"] = cpu.ratio().into();
+                }
+                value
             })
-        })
-        .collect();
-    serde_json::json!({ "memory": memory, "rows": rows }).to_string()
+            .collect()
+    };
+    serde_json::json!({
+        "memory": memory,
+        "replay": json_rows(replay),
+        "rows": json_rows(rows),
+    })
+    .to_string()
 }
 
 fn finite(value: f64) -> Option<f64> {
@@ -249,6 +391,7 @@ mod tests {
             peak_bytes: Some(3 * 1024 * 1024),
             target: ">= 0.9x".to_owned(),
             note: String::new(),
+            cpu: None,
         }
     }
 
@@ -306,28 +449,93 @@ mod tests {
         assert_eq!(lines[2].find("0.90x").map(|i| i + 5), end);
     }
 
+    fn replay_row(name: &str, client_cpu: f64, floor_cpu: f64) -> Row {
+        Row {
+            peak_bytes: None,
+            cpu: Some(Cpu {
+                client: client_cpu,
+                floor: floor_cpu,
+                paired_ratio: None,
+            }),
+            ..row(name, 9_000.0, 10_000.0)
+        }
+    }
+
     #[test]
     fn json_report_has_every_row_and_the_memory_note() {
-        let json = format_json(&[row("a", 9.0, 10.0)], "client process RSS");
+        let json = format_json(
+            &[replay_row("r", 30e-6, 20e-6)],
+            &[row("a", 9.0, 10.0)],
+            "client process RSS",
+        );
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(value["memory"], "client process RSS");
         assert_eq!(value["rows"][0]["operation"], "a");
         assert_eq!(value["rows"][0]["ratio"], 0.9);
         assert_eq!(value["rows"][0]["peak_bytes"], 3 * 1024 * 1024);
-        let json = format_json(&[row("b", 1.0, 0.0)], "");
+        assert!(value["rows"][0].get("client_cpu_s").is_none());
+        assert_eq!(value["replay"][0]["operation"], "r");
+        assert_eq!(value["replay"][0]["client_cpu_s"], 30e-6);
+        assert_eq!(value["replay"][0]["floor_cpu_s"], 20e-6);
+        assert_eq!(value["replay"][0]["cpu_ratio"], 1.5);
+        let json = format_json(&[], &[row("b", 1.0, 0.0)], "");
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert!(value["rows"][0]["ratio"].is_null());
+        assert_eq!(value["replay"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn paired_median_and_durations() {
+        assert_eq!(paired_median(&[1.0, 4.0, 9.0], &[2.0, 4.0, 3.0]), Some(1.0));
+        assert_eq!(paired_median(&[1.0], &[0.0]), None);
+        assert_eq!(human_duration(850e-9), "850 ns");
+        assert_eq!(human_duration(12.34e-6), "12.3 µs");
+        assert_eq!(human_duration(1.234e-3), "1.23 ms");
+        assert_eq!(human_duration(-2e-6), "-2.0 µs");
+        assert_eq!(human_duration(f64::NAN), "-");
+    }
+
+    #[test]
+    fn replay_table_shows_cpu_per_unit_and_the_extra() {
+        let table = format_replay_table(&[
+            replay_row("outline enabled", 30e-6, 20e-6),
+            replay_row("faster", 1e-6, 2e-6),
+        ]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[0].contains("client cpu"), "{table}");
+        assert!(lines[2].contains("30.0 µs"), "{table}");
+        assert!(lines[2].contains("20.0 µs"), "{table}");
+        assert!(lines[2].contains("1.50x"), "{table}");
+        assert!(lines[2].contains("+10.0 µs"), "{table}");
+        assert!(lines[3].contains("-1.0 µs"), "{table}");
+        // The columns line up although `µ` is two bytes.
+        let column = |line: &str, text: &str| line.find(text).map(|i| line[..i].chars().count());
+        assert_eq!(
+            column(lines[2], "+10.0 µs"),
+            column(lines[0], "extra cpu").map(|c| c + 1)
+        );
     }
 
     #[test]
     fn args_and_the_cargo_command() {
-        assert_eq!(parse_args(&[]), Ok(false));
-        assert_eq!(parse_args(&["--json".to_owned()]), Ok(true));
+        assert_eq!(parse_args(&[]), Ok(BenchArgs::default()));
+        let all = parse_args(&[
+            "--json".to_owned(),
+            "--replay-only".to_owned(),
+            "Outline".to_owned(),
+        ])
+        .unwrap();
+        assert!(all.json && all.replay_only);
+        assert_eq!(all.only, ["Outline"]);
         assert!(parse_args(&["--fast".to_owned()]).is_err());
         assert_eq!(
-            cargo_args(true).join(" "),
-            "bench -p metrics-hub-examples --bench clients -- --json"
+            cargo_args(&all).join(" "),
+            "bench -p metrics-hub-examples --bench clients -- --json --replay-only Outline"
         );
-        assert_eq!(cargo_args(false).last().map(String::as_str), Some("--"));
+        assert_eq!(
+            cargo_args(&BenchArgs::default()).last().map(String::as_str),
+            Some("--")
+        );
     }
 }

@@ -8,12 +8,16 @@ use crate::cmd::{self, Step};
 
 /// The script that installs and runs unleash-server with PostgreSQL on loopback.
 const UNLEASH_SCRIPT: &str = "scripts/unleash-server.sh";
-/// The script that installs Prometheus and promtool, for the exporter's tests.
-const PROMETHEUS_SCRIPT: &str = "scripts/prometheus.sh";
-/// The name of the step that runs the workspace's tests.
-const TESTS_STEP: &str = "tests";
 /// Where that script writes the server's address and tokens.
 const UNLEASH_ENV_FILE: &str = "target/unleash-server/unleash.env";
+/// The script that installs Debian's prometheus package, whose `promtool` the renderer tests
+/// run.
+const PROMETHEUS_SCRIPT: &str = "scripts/prometheus.sh";
+/// How long installing it may take. The first install is about 20 s here and later ones are
+/// instant; the limit only keeps a stalled package mirror from hanging the run.
+const PROMETHEUS_INSTALL_SECONDS: u32 = 300;
+/// The name of the test step, before which promtool is installed.
+const TESTS_STEP: &str = "tests";
 
 pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
     let mut skip_conformance = false;
@@ -38,7 +42,7 @@ fn run_steps(timings: &mut Timings, skip_conformance: bool) -> Result<(), TaskEr
     for step in static_steps(&features) {
         if step.name == TESTS_STEP {
             timings.time("install Prometheus and promtool", || {
-                install_prometheus(&root, in_ci)
+                install_promtool(&root, in_ci)
             })?;
         }
         timings.time(&step.name, || step.run_in(&root))?;
@@ -89,54 +93,6 @@ impl Timings {
         }
         out.push_str(&format!("  {:<width$}  {total:>7.1} s\n", "total"));
         out
-    }
-}
-
-/// Installs Prometheus and promtool for the exporter's tests (`metrics-hub-cli`'s promtool
-/// checks and its real-Prometheus test). Under CI a failed install fails the run, as those
-/// tests are strict there; elsewhere it is reported and the tests skip.
-fn install_prometheus(root: &Path, in_ci: bool) -> Result<(), TaskError> {
-    let script = root.join(PROMETHEUS_SCRIPT);
-    let install = Step {
-        name: "install Prometheus and promtool".to_owned(),
-        argv: vec![
-            "bash".to_owned(),
-            PROMETHEUS_SCRIPT.to_owned(),
-            "install".to_owned(),
-        ],
-        env: Vec::new(),
-        fix: None,
-    };
-    let install_error = if script.exists() {
-        install.run_in(root).err().map(|e| e.to_string())
-    } else {
-        None
-    };
-    match prometheus_decision(in_ci, script.exists(), install_error.as_deref()) {
-        Conformance::Run => Ok(()),
-        Conformance::Skip(reason) => {
-            println!("\n==> Prometheus: NOT INSTALLED ({reason}); its tests skip outside CI");
-            Ok(())
-        }
-        Conformance::Fail(reason) => Err(TaskError::Failed(format!("Prometheus: {reason}"))),
-    }
-}
-
-/// Under CI a missing Prometheus fails the run; elsewhere it is a reported skip.
-fn prometheus_decision(
-    in_ci: bool,
-    script_present: bool,
-    install_error: Option<&str>,
-) -> Conformance {
-    let problem = if script_present {
-        install_error.map(|e| format!("the install failed: {e}"))
-    } else {
-        Some(format!("{PROMETHEUS_SCRIPT} is missing"))
-    };
-    match (problem, in_ci) {
-        (None, _) => Conformance::Run,
-        (Some(reason), true) => Conformance::Fail(reason),
-        (Some(reason), false) => Conformance::Skip(reason),
     }
 }
 
@@ -416,6 +372,64 @@ fn conformance(root: &Path, in_ci: bool) -> Result<(), TaskError> {
     result
 }
 
+/// `scripts/prometheus.sh install`, bounded by `timeout`.
+fn promtool_install_step() -> Step {
+    Step {
+        name: "install promtool for the renderer tests".to_owned(),
+        argv: vec![
+            "timeout".to_owned(),
+            PROMETHEUS_INSTALL_SECONDS.to_string(),
+            "bash".to_owned(),
+            PROMETHEUS_SCRIPT.to_owned(),
+            "install".to_owned(),
+        ],
+        env: Vec::new(),
+        fix: Some(format!("sudo {PROMETHEUS_SCRIPT} install")),
+    }
+}
+
+/// Under CI a promtool that cannot be installed fails the run; elsewhere the renderer tests
+/// skip their promtool checks, saying so, and the run goes on.
+fn promtool_decision(
+    in_ci: bool,
+    script_present: bool,
+    install_error: Option<&str>,
+) -> Conformance {
+    let problem = if script_present {
+        install_error.map(|e| format!("promtool could not be installed: {e}"))
+    } else {
+        Some(format!("{PROMETHEUS_SCRIPT} is missing"))
+    };
+    match (problem, in_ci) {
+        (None, _) => Conformance::Run,
+        (Some(reason), true) => Conformance::Fail(reason),
+        (Some(reason), false) => Conformance::Skip(reason),
+    }
+}
+
+/// Installs promtool before the tests, which check the text renderers with it.
+fn install_promtool(root: &Path, in_ci: bool) -> Result<(), TaskError> {
+    let script_present = root.join(PROMETHEUS_SCRIPT).exists();
+    let install_error = if script_present {
+        promtool_install_step()
+            .run_in(root)
+            .err()
+            .map(|e| e.to_string())
+    } else {
+        None
+    };
+    match promtool_decision(in_ci, script_present, install_error.as_deref()) {
+        Conformance::Run => Ok(()),
+        Conformance::Skip(reason) => {
+            println!(
+                "\n==> promtool: SKIPPED ({reason}); the renderer tests will skip their promtool checks"
+            );
+            Ok(())
+        }
+        Conformance::Fail(reason) => Err(TaskError::Failed(reason)),
+    }
+}
+
 fn stop_unleash(root: &Path) {
     let stop = Step {
         name: "stop unleash-server".to_owned(),
@@ -493,29 +507,30 @@ mod tests {
     }
 
     #[test]
-    fn prometheus_is_required_only_under_ci() {
-        assert_eq!(prometheus_decision(true, true, None), Conformance::Run);
-        assert_eq!(prometheus_decision(false, true, None), Conformance::Run);
-        assert!(
-            matches!(prometheus_decision(true, true, Some("apt-get failed")), Conformance::Fail(r) if r.contains("apt-get failed"))
-        );
-        assert!(
-            matches!(prometheus_decision(false, true, Some("not root")), Conformance::Skip(r) if r.contains("not root"))
-        );
-        assert!(
-            matches!(prometheus_decision(true, false, None), Conformance::Fail(r) if r.contains("missing"))
-        );
-    }
-
-    #[test]
-    fn the_install_runs_right_before_the_tests() {
-        let features: [String; 0] = [];
-        let plan = static_steps(&features);
+    fn promtool_is_installed_bounded_and_required_only_under_ci() {
+        let step = promtool_install_step();
         assert_eq!(
-            plan.iter().filter(|s| s.name == TESTS_STEP).count(),
-            1,
-            "the install is placed by the tests step's name"
+            step.display(),
+            format!("timeout {PROMETHEUS_INSTALL_SECONDS} bash scripts/prometheus.sh install")
         );
+        assert_eq!(promtool_decision(true, true, None), Conformance::Run);
+        assert_eq!(promtool_decision(false, true, None), Conformance::Run);
+        assert!(
+            matches!(promtool_decision(true, true, Some("needs root")), Conformance::Fail(r) if r.contains("needs root"))
+        );
+        assert!(
+            matches!(promtool_decision(false, true, Some("needs root")), Conformance::Skip(r) if r.contains("needs root"))
+        );
+        assert!(matches!(
+            promtool_decision(true, false, None),
+            Conformance::Fail(r) if r.contains("prometheus.sh is missing")
+        ));
+        assert!(matches!(
+            promtool_decision(false, false, None),
+            Conformance::Skip(_)
+        ));
+        let features: [String; 0] = [];
+        assert!(static_steps(&features).iter().any(|s| s.name == TESTS_STEP));
     }
 
     #[test]

@@ -16,8 +16,10 @@ const USAGE: &str = "\
 usage: cargo xtask <task>
 
 tasks:
-  bench [--json]              each client against its emulator and a bytes-only reqwest
-                              floor: calls/s, ratio, peak memory (--json for machines)
+  bench [--json] [--replay-only] [OPERATION...]
+                              each client and a bytes-only reqwest floor against a replay
+                              server (calls/s, CPU time per call) and against its emulator
+                              (calls/s, ratio, peak memory); --json for machines
   ci                          fmt, clippy, each facade feature alone, tests, docs,
                               real-server conformance, cargo package
   release VERSION [--execute] lockstep version bump, CHANGELOG section, publish order,

@@ -19,8 +19,7 @@ impl AppOpticsClient {
     /// Any request error.
     pub async fn list_alerts(&self, params: &ListParams) -> Result<Page<Alert>> {
         params.validate()?;
-        self.get_json(params.apply(Request::get("alerts"), None))
-            .await
+        self.get_json(params.request("alerts", None, None)?).await
     }
 
     /// Every alert, page after page.
@@ -178,8 +177,7 @@ impl AppOpticsClient {
     /// Any request error.
     pub async fn list_services(&self, params: &ListParams) -> Result<Page<Service>> {
         params.validate()?;
-        self.get_json(params.apply(Request::get("services"), None))
-            .await
+        self.get_json(params.request("services", None, None)?).await
     }
 
     /// Every service, page after page.

@@ -69,15 +69,21 @@ impl AnnotationQuery {
                 "reading an annotation stream needs a start time or a count",
             ));
         }
-        if let Some(start) = self.start_time {
-            request = request.with_query("start_time", start.to_string());
+        #[derive(serde::Serialize)]
+        struct Query {
+            start_time: Option<i64>,
+            end_time: Option<i64>,
+            count: Option<u32>,
         }
-        if let Some(end) = self.end_time {
-            request = request.with_query("end_time", end.to_string());
-        }
-        if let Some(count) = self.count {
-            request = request.with_query("count", count.to_string());
-        }
+        request = request.with_query_params(
+            BACKEND,
+            &Query {
+                start_time: self.start_time,
+                end_time: self.end_time,
+                count: self.count,
+            },
+        )?;
+        // Repeated names (`sources[]=a&sources[]=b`) are not something a struct says.
         for source in &self.sources {
             request = request.with_query("sources[]", source);
         }
@@ -106,7 +112,7 @@ impl AppOpticsClient {
         params: &ListParams,
     ) -> Result<Page<AnnotationStream>> {
         params.validate()?;
-        self.get_json(params.apply(Request::get("annotations"), None))
+        self.get_json(params.request("annotations", None, None)?)
             .await
     }
 

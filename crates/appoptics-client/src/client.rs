@@ -7,14 +7,14 @@ use std::time::Duration;
 use futures_util::Stream;
 use metrics_core::http::{HttpClient, Request, Response, encode_path_segment};
 use metrics_core::reqwest::{StatusCode, Url};
-use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
+use metrics_core::{Auth, ClientOptions, Env, Error, Result, RetryConfig, Secret};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::BACKEND;
 use crate::error::{
-    CODE_PARTIAL_FAILURE, CODE_RATE_LIMITED, RateLimits, errors_present, parse_error_body,
-    render_errors,
+    AppOpticsError, AppOpticsErrorKind, RateLimits, errors_present, parse_error_body,
+    partial_failure, partial_failure_code, render_errors,
 };
 use crate::model::{Metric, MetricSelector, MetricSpec, MetricType, Page, Tags};
 use crate::pagination::{ListParams, paginate};
@@ -56,6 +56,67 @@ impl Sanitizer {
     }
 }
 
+/// What the client does to tag values before using them: the tag-value counterpart of
+/// [`Sanitizer`], off by default like it.
+///
+/// A tag value the API would refuse (an axum route template `/work/{ms}`, a user agent)
+/// otherwise fails every request that carries it with [`Error::InvalidInput`]. The
+/// sanitizer runs on connection, queue and measurement tags, before validation; never on
+/// the tag filters of a read, which are patterns.
+///
+/// ```
+/// use appoptics_client::{AppOpticsClient, Measurement, TagSanitizer};
+///
+/// let client = AppOpticsClient::builder()
+///     .with_token("t")
+///     .with_tag_sanitizer(TagSanitizer::TagValue)
+///     .build()?;
+/// let m = client.resolve_measurement(Measurement::new("latency", 3.0).with_tag("route", "/work/{ms}"))?;
+/// assert_eq!(m.tags().unwrap()["route"], "/work/-ms-");
+/// # Ok::<_, metrics_core::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub enum TagSanitizer {
+    /// Values are used as given (and rejected if invalid). The default.
+    #[default]
+    NoOp,
+    /// [`sanitize_tag_value`](crate::validate::sanitize_tag_value): runs of invalid
+    /// characters become `-`, then the first 255 characters are kept.
+    TagValue,
+    /// Your own function.
+    Custom(fn(&str) -> String),
+}
+
+impl TagSanitizer {
+    /// Applies the sanitizer to one value.
+    pub fn apply(&self, value: &str) -> String {
+        match self {
+            Self::NoOp => value.to_owned(),
+            Self::TagValue => crate::validate::sanitize_tag_value(value),
+            Self::Custom(function) => function(value),
+        }
+    }
+
+    /// The tags with every value sanitized; `None` when nothing changes (so that a shared
+    /// map stays shared).
+    pub(crate) fn apply_to(&self, tags: &Tags) -> Option<Tags> {
+        if matches!(self, Self::NoOp) {
+            return None;
+        }
+        let mut changed = false;
+        let clean: Tags = tags
+            .iter()
+            .map(|(name, value)| {
+                let clean = self.apply(value);
+                changed |= clean != *value;
+                (name.clone(), clean)
+            })
+            .collect();
+        changed.then_some(clean)
+    }
+}
+
 /// Builds an [`AppOpticsClient`].
 ///
 /// ```
@@ -77,6 +138,7 @@ pub struct AppOpticsClientBuilder {
     base_url: String,
     tags: Tags,
     sanitizer: Sanitizer,
+    tag_sanitizer: TagSanitizer,
     timeout: Option<Duration>,
     options: Option<ClientOptions>,
     retry: RetryConfig,
@@ -88,9 +150,10 @@ impl fmt::Debug for AppOpticsClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AppOpticsClientBuilder")
             .field("token", &self.token.as_ref().map(|_| "***"))
-            .field("base_url", &self.base_url)
+            .field("base_url", &redact_userinfo(&self.base_url))
             .field("tags", &self.tags)
             .field("sanitizer", &self.sanitizer)
+            .field("tag_sanitizer", &self.tag_sanitizer)
             .field("timeout", &self.timeout)
             .field("options", &self.options)
             .field("retry", &self.retry)
@@ -106,6 +169,7 @@ impl Default for AppOpticsClientBuilder {
             base_url: DEFAULT_BASE_URL.to_owned(),
             tags: Tags::new(),
             sanitizer: Sanitizer::NoOp,
+            tag_sanitizer: TagSanitizer::NoOp,
             timeout: None,
             options: None,
             retry: RetryConfig::default(),
@@ -133,52 +197,51 @@ impl AppOpticsClientBuilder {
     ///
     /// A malformed value is reported by `build()` as [`Error::Config`].
     pub fn from_env() -> Self {
-        Self::from_env_with(|name| std::env::var(name).ok())
+        Self::from_env_with(&Env::process())
     }
 
-    /// Like [`from_env`](Self::from_env), reading variables through `lookup` (for tests and
+    /// Like [`from_env`](Self::from_env), reading the variables from `env` (for tests, and
     /// for configuration that is not in the process environment).
-    pub fn from_env_with(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    ///
+    /// ```
+    /// use metrics_core::Env;
+    /// use appoptics_client::AppOpticsClientBuilder;
+    ///
+    /// let env = Env::from_pairs([("APPOPTICS_TOKEN", "0123abcd"), ("APPOPTICS_TAGS", "service=api")]);
+    /// let client = AppOpticsClientBuilder::from_env_with(&env).build()?;
+    /// assert_eq!(client.tags()["service"], "api");
+    /// # Ok::<_, metrics_core::Error>(())
+    /// ```
+    pub fn from_env_with(env: &Env) -> Self {
         let mut builder = Self::new();
-        if let Some(token) = lookup("APPOPTICS_TOKEN") {
-            builder = builder.with_token(token);
+        if let Some(token) = env.secret("APPOPTICS_TOKEN") {
+            builder.token = Some(token);
         }
-        if let Some(url) = lookup("APPOPTICS_BASE_URL").filter(|u| !u.trim().is_empty()) {
-            builder = builder.with_base_url(url.trim());
+        if let Some(url) = env.get("APPOPTICS_BASE_URL") {
+            builder = builder.with_base_url(url);
         }
-        if let Some(timeout) = lookup("APPOPTICS_TIMEOUT").filter(|t| !t.trim().is_empty()) {
-            match timeout.trim().parse::<f64>() {
-                Ok(secs) if secs.is_finite() && secs > 0.0 => {
-                    builder = builder.with_timeout(Duration::from_secs_f64(secs));
+        match env.seconds(BACKEND, "APPOPTICS_TIMEOUT") {
+            Ok(Some(timeout)) if !timeout.is_zero() => builder = builder.with_timeout(timeout),
+            Ok(Some(_)) => builder
+                .env_errors
+                .push("APPOPTICS_TIMEOUT must be more than 0 seconds".to_owned()),
+            Ok(None) => {}
+            Err(error) => builder.env_errors.push(inner_message(&error)),
+        }
+        for pair in env.list("APPOPTICS_TAGS") {
+            match pair.split_once('=') {
+                Some((name, value)) => {
+                    builder
+                        .tags
+                        .insert(name.trim().to_owned(), value.trim().to_owned());
                 }
-                _ => builder.env_errors.push(format!(
-                    "APPOPTICS_TIMEOUT `{timeout}` is not a positive number of seconds"
-                )),
+                // The entry is not quoted: a misplaced credential must not end up in an error.
+                None => builder
+                    .env_errors
+                    .push("APPOPTICS_TAGS has an entry that is not name=value".to_owned()),
             }
         }
-        if let Some(tags) = lookup("APPOPTICS_TAGS").filter(|t| !t.trim().is_empty()) {
-            for pair in tags.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                match pair.split_once('=') {
-                    Some((name, value)) => {
-                        builder
-                            .tags
-                            .insert(name.trim().to_owned(), value.trim().to_owned());
-                    }
-                    None => builder
-                        .env_errors
-                        .push(format!("APPOPTICS_TAGS entry `{pair}` is not name=value")),
-                }
-            }
-        }
-        if let Some(metrics) = lookup("APPOPTICS_METRICS") {
-            builder.source_metrics.extend(
-                metrics
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned),
-            );
-        }
+        builder.source_metrics.extend(env.list("APPOPTICS_METRICS"));
         builder
     }
 
@@ -210,6 +273,12 @@ impl AppOpticsClientBuilder {
     /// Sets the metric-name sanitizer.
     pub fn with_sanitizer(mut self, sanitizer: Sanitizer) -> Self {
         self.sanitizer = sanitizer;
+        self
+    }
+
+    /// Sets the tag-value sanitizer (default none: invalid values are refused).
+    pub fn with_tag_sanitizer(mut self, sanitizer: TagSanitizer) -> Self {
+        self.tag_sanitizer = sanitizer;
         self
     }
 
@@ -272,7 +341,8 @@ impl AppOpticsClientBuilder {
                 "the API token must be printable ASCII (AppOptics tokens are hexadecimal)",
             ));
         }
-        crate::validate::tags(&self.tags).map_err(|e| {
+        let tags = self.tag_sanitizer.apply_to(&self.tags).unwrap_or(self.tags);
+        crate::validate::tags(&tags).map_err(|e| {
             Error::config(BACKEND, format!("connection tags: {}", inner_message(&e)))
         })?;
         let mut source_metrics = Vec::with_capacity(self.source_metrics.len());
@@ -309,12 +379,28 @@ impl AppOpticsClientBuilder {
             inner: Arc::new(Inner {
                 http,
                 base_path,
-                inherited: Arc::new(self.tags),
+                inherited: Arc::new(tags),
                 sanitizer: self.sanitizer,
+                tag_sanitizer: self.tag_sanitizer,
                 source_metrics,
                 rate_limits: Arc::new(Mutex::new(RateLimits::default())),
             }),
         })
+    }
+}
+
+/// `url` with any user and password (`https://user:PW@host`) shown as `***`: the pipeline
+/// moves them into Basic auth, but the builder holds the URL as it was given.
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| scheme_end + i);
+    match url[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &url[..scheme_end], &url[scheme_end + at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -355,6 +441,7 @@ pub(crate) struct Inner {
     /// The connection tags, shared with queued measurements that inherit them.
     pub(crate) inherited: Arc<Tags>,
     pub(crate) sanitizer: Sanitizer,
+    pub(crate) tag_sanitizer: TagSanitizer,
     pub(crate) source_metrics: Vec<String>,
     rate_limits: Arc<Mutex<RateLimits>>,
 }
@@ -365,6 +452,7 @@ impl fmt::Debug for AppOpticsClient {
             .field("http", &self.inner.http)
             .field("tags", &self.inner.inherited)
             .field("sanitizer", &self.inner.sanitizer)
+            .field("tag_sanitizer", &self.inner.tag_sanitizer)
             .field("source_metrics", &self.inner.source_metrics)
             .finish_non_exhaustive()
     }
@@ -388,6 +476,7 @@ impl AppOpticsClient {
     ///
     /// [`Error::InvalidInput`] for an invalid tag.
     pub fn with_tags(&self, tags: Tags) -> Result<Self> {
+        let tags = self.sanitize_tags(tags);
         crate::validate::tags(&tags)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -395,6 +484,7 @@ impl AppOpticsClient {
                 base_path: self.inner.base_path.clone(),
                 inherited: Arc::new(tags),
                 sanitizer: self.inner.sanitizer,
+                tag_sanitizer: self.inner.tag_sanitizer,
                 source_metrics: self.inner.source_metrics.clone(),
                 rate_limits: Arc::clone(&self.inner.rate_limits),
             }),
@@ -424,6 +514,11 @@ impl AppOpticsClient {
     /// The metric name after the configured sanitizer.
     pub fn sanitize(&self, name: &str) -> String {
         self.inner.sanitizer.apply(name)
+    }
+
+    /// The tags after the configured tag-value sanitizer.
+    pub fn sanitize_tags(&self, tags: Tags) -> Tags {
+        self.inner.tag_sanitizer.apply_to(&tags).unwrap_or(tags)
     }
 
     /// Starts building a batching [`MeasurementQueue`](crate::MeasurementQueue).
@@ -457,18 +552,7 @@ impl AppOpticsClient {
                 }
                 Ok(response)
             }
-            Err(Error::Forbidden {
-                backend,
-                code: Some(code),
-                message,
-                detail,
-            }) if code == CODE_RATE_LIMITED => Err(Error::RateLimited {
-                backend,
-                retry_after: None,
-                code: Some(code),
-                message,
-                detail,
-            }),
+            Err(error @ Error::Forbidden { .. }) => Err(account_rate_limit(error)),
             Err(error) => Err(error),
         }
     }
@@ -540,8 +624,7 @@ impl AppOpticsClient {
     /// [`Error::InvalidInput`] for a page length outside 1..=100; any request error.
     pub async fn list_metrics(&self, params: &ListParams) -> Result<Page<Metric>> {
         params.validate()?;
-        self.get_json(params.apply(Request::get("metrics"), None))
-            .await
+        self.get_json(params.request("metrics", None, None)?).await
     }
 
     /// Every metric matching `params`, following the pages until `found` is reached.
@@ -702,6 +785,34 @@ impl AppOpticsClient {
     }
 }
 
+/// The 403 the API sends when the whole account is rate limited is a rate limit: reported
+/// as [`Error::RateLimited`], with the wait its rate-limit headers give. Any other 403 is
+/// returned as it is.
+fn account_rate_limit(error: Error) -> Error {
+    let Some(detail) = AppOpticsError::of(&error)
+        .filter(|d| d.kind == AppOpticsErrorKind::AccountRateLimited)
+        .cloned()
+    else {
+        return error;
+    };
+    let Error::Forbidden {
+        backend,
+        code,
+        message,
+        ..
+    } = error
+    else {
+        return error;
+    };
+    Error::RateLimited {
+        backend,
+        retry_after: detail.rate_limit_reset(),
+        code,
+        message,
+        detail: Some(Arc::new(detail)),
+    }
+}
+
 fn is_blank(body: &[u8]) -> bool {
     body.iter().all(u8::is_ascii_whitespace)
 }
@@ -720,13 +831,52 @@ fn check_success_body(response: &Response) -> Result<()> {
             backend: BACKEND,
             status: response.status().as_u16(),
             retry_after: None,
-            code: Some(CODE_PARTIAL_FAILURE.to_owned()),
+            code: Some(partial_failure_code()),
             message: format!(
                 "the server accepted the request but reported errors: {}",
                 render_errors(errors)
             ),
-            detail: None,
+            detail: Some(Arc::new(partial_failure(errors, response.headers()))),
         }),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before, the builder's `Debug` showed the base URL as given, password included.
+    #[test]
+    fn the_builder_never_shows_url_credentials() {
+        let builder = AppOpticsClient::builder()
+            .with_token("tok-SECRET")
+            .with_base_url("http://user:PW-SECRET@127.0.0.1:9/v1");
+        let shown = format!("{builder:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("http://***@127.0.0.1:9/v1"), "{shown}");
+        assert_eq!(
+            redact_userinfo("https://api.appoptics.com/v1"),
+            "https://api.appoptics.com/v1"
+        );
+        assert_eq!(
+            redact_userinfo("https://a@b@host/x@y"),
+            "https://***@host/x@y"
+        );
+        assert_eq!(redact_userinfo("not a url"), "not a url");
+    }
+
+    #[test]
+    fn the_environment_is_read_through_env() {
+        let env = Env::from_pairs([("APPOPTICS_TOKEN", " key "), ("APPOPTICS_TIMEOUT", "0")]);
+        let err = AppOpticsClientBuilder::from_env_with(&env)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("APPOPTICS_TIMEOUT"), "{err}");
+        let env = Env::from_pairs([("APPOPTICS_TOKEN", "key"), ("APPOPTICS_TAGS", "secret-ish")]);
+        let err = AppOpticsClientBuilder::from_env_with(&env)
+            .build()
+            .unwrap_err();
+        assert!(!err.to_string().contains("secret-ish"), "{err}");
     }
 }

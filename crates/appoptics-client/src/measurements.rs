@@ -204,35 +204,50 @@ impl MeasurementsQuery {
         Ok(())
     }
 
-    fn apply(&self, mut request: Request) -> Request {
-        if let Some(start) = self.start_time {
-            request = request.with_query("start_time", start.to_string());
+    fn apply(&self, mut request: Request) -> Result<Request> {
+        #[derive(serde::Serialize)]
+        struct Range {
+            start_time: Option<i64>,
+            end_time: Option<i64>,
+            duration: Option<u64>,
+            resolution: u32,
         }
-        if let Some(end) = self.end_time {
-            request = request.with_query("end_time", end.to_string());
+        #[derive(serde::Serialize)]
+        struct Shape<'a> {
+            tags_search: Option<&'a str>,
+            group_by: Option<String>,
+            group_by_function: Option<&'a str>,
+            summary_function: Option<&'a str>,
         }
-        if let Some(duration) = self.duration {
-            request = request.with_query("duration", duration.to_string());
-        }
-        request = request.with_query("resolution", self.resolution.to_string());
+        request = request.with_query_params(
+            BACKEND,
+            &Range {
+                start_time: self.start_time,
+                end_time: self.end_time,
+                duration: self.duration,
+                resolution: self.resolution,
+            },
+        )?;
+        // Tag filters are named by their tag (`tags[region]=us-*`), and a name may repeat.
         for (name, pattern) in &self.tags {
             request = request.with_query(format!("tags[{name}]"), pattern);
         }
-        if let Some(search) = &self.tags_search {
-            request = request.with_query("tags_search", search);
-        }
-        if let Some((tags, function)) = &self.group_by {
-            request = request
-                .with_query("group_by", tags.join(","))
-                .with_query("group_by_function", function.as_str());
-        }
-        if let Some(function) = &self.summary_function {
-            request = request.with_query("summary_function", function.as_str());
-        }
+        request = request.with_query_params(
+            BACKEND,
+            &Shape {
+                tags_search: self.tags_search.as_deref(),
+                group_by: self.group_by.as_ref().map(|(tags, _)| tags.join(",")),
+                group_by_function: self.group_by.as_ref().map(|(_, f)| f.as_str()),
+                summary_function: self
+                    .summary_function
+                    .as_ref()
+                    .map(ReadSummaryFunction::as_str),
+            },
+        )?;
         for (name, value) in &self.extra {
             request = request.with_query(name, value);
         }
-        request
+        Ok(request)
     }
 }
 
@@ -300,14 +315,22 @@ impl CompositeQuery {
                 ),
             ));
         }
-        let mut request = Request::get(path)
-            .with_query("compose", &self.compose)
-            .with_query("start_time", self.start_time.to_string())
-            .with_query("resolution", self.resolution.to_string());
-        if let Some(end) = self.end_time {
-            request = request.with_query("end_time", end.to_string());
+        #[derive(serde::Serialize)]
+        struct Query<'a> {
+            compose: &'a str,
+            start_time: i64,
+            resolution: u32,
+            end_time: Option<i64>,
         }
-        Ok(request)
+        Request::get(path).with_query_params(
+            BACKEND,
+            &Query {
+                compose: &self.compose,
+                start_time: self.start_time,
+                resolution: self.resolution,
+                end_time: self.end_time,
+            },
+        )
     }
 }
 
@@ -400,7 +423,12 @@ impl AppOpticsClient {
         if !matches!(self.inner.sanitizer, crate::Sanitizer::NoOp) {
             measurement.name = Arc::from(self.sanitize(&measurement.name));
         }
-        let measurement = measurement.resolve_tags(inherited);
+        let mut measurement = measurement.resolve_tags(inherited);
+        if let Some(tags) = measurement.tags.as_deref()
+            && let Some(clean) = self.inner.tag_sanitizer.apply_to(tags)
+        {
+            measurement.tags = Some(Arc::new(clean));
+        }
         measurement.validate()?;
         Ok(measurement)
     }
@@ -501,7 +529,7 @@ impl AppOpticsClient {
         let request = query.apply(Request::get(format!(
             "measurements/{}",
             encode_path_segment(&name)
-        )));
+        )))?;
         self.get_json(request).await
     }
 

@@ -272,21 +272,45 @@ pub struct QueryInfo {
 }
 
 /// One page of a list route.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
+///
+/// The list field is required: an object without it (`{"error":"maintenance"}` answered
+/// with 200 by a proxy) is a decode error, not an empty page.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Page<T> {
     /// Where this page sits in the result; missing or empty means "the only page".
-    #[serde(default, deserialize_with = "null_default")]
     pub query: QueryInfo,
     /// The items (`metrics`, `annotations`, `alerts`, `services` or `spaces` on the wire).
-    #[serde(
-        alias = "metrics",
-        alias = "annotations",
-        alias = "alerts",
-        alias = "services",
-        alias = "spaces",
-        default = "Vec::new"
-    )]
     pub items: Vec<T>,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Page<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(bound = "T: Deserialize<'de>")]
+        struct Wire<T> {
+            #[serde(default, deserialize_with = "null_default")]
+            query: QueryInfo,
+            #[serde(
+                alias = "metrics",
+                alias = "annotations",
+                alias = "alerts",
+                alias = "services",
+                alias = "spaces",
+                default = "Option::default"
+            )]
+            items: Option<Vec<T>>,
+        }
+        let wire = Wire::<T>::deserialize(deserializer)?;
+        let items = wire.items.ok_or_else(|| {
+            de::Error::custom(
+                "the answer has no list (`metrics`, `annotations`, `alerts`, `services` or `spaces`); it is not a page of a list",
+            )
+        })?;
+        Ok(Self {
+            query: wire.query,
+            items,
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -904,8 +928,8 @@ pub struct MeasurementSeries {
     /// The stream's tags (none when grouped with `group_by=*`).
     #[serde(default, deserialize_with = "null_default")]
     pub tags: Tags,
-    /// The points, oldest first.
-    #[serde(default, deserialize_with = "null_default")]
+    /// The points, oldest first (required: a series without them is not a series).
+    #[serde(deserialize_with = "null_default")]
     pub measurements: Vec<MeasurementPoint>,
 }
 
@@ -945,8 +969,9 @@ pub struct Measurements {
     /// The metric name.
     #[serde(default)]
     pub name: Option<String>,
-    /// One entry per stream, sorted by tags.
-    #[serde(default, deserialize_with = "null_default")]
+    /// One entry per stream, sorted by tags. Required: an answer without it is not a
+    /// measurements read.
+    #[serde(deserialize_with = "null_default")]
     pub series: Vec<MeasurementSeries>,
     /// `rel: "next"` when there is more; empty on the last page.
     #[serde(default, deserialize_with = "null_default")]
@@ -1012,8 +1037,8 @@ pub struct CompositeSeries {
     /// Its tags.
     #[serde(default, deserialize_with = "null_default")]
     pub tags: Tags,
-    /// Its points.
-    #[serde(default, deserialize_with = "null_default")]
+    /// Its points (required).
+    #[serde(deserialize_with = "null_default")]
     pub measurements: Vec<MeasurementPoint>,
     /// The underlying metric.
     #[serde(default)]
@@ -1045,7 +1070,6 @@ impl<'de> Deserialize<'de> for CompositeResult {
         enum Shape {
             Array(Vec<CompositeSeries>),
             Object {
-                #[serde(default)]
                 series: Vec<CompositeSeries>,
                 #[serde(default)]
                 compose: Option<String>,
@@ -1135,15 +1159,13 @@ impl<'de> Deserialize<'de> for AnnotationStreamEvents {
             name: String,
             #[serde(default)]
             display_name: Option<String>,
-            #[serde(default)]
-            events: Option<Events>,
+            events: Events,
         }
         let wire = Wire::deserialize(deserializer)?;
         let mut events: BTreeMap<String, Vec<AnnotationEvent>> = BTreeMap::new();
         let maps = match wire.events {
-            None => Vec::new(),
-            Some(Events::List(list)) => list,
-            Some(Events::Map(map)) => vec![map],
+            Events::List(list) => list,
+            Events::Map(map) => vec![map],
         };
         for map in maps {
             for (source, list) in map {
@@ -2070,11 +2092,11 @@ pub struct ClearedAlert {
 /// `GET /v1/alerts/status`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertsStatus {
-    /// Firing alerts.
-    #[serde(default, deserialize_with = "null_default")]
+    /// Firing alerts (required, like `cleared`: an answer without them is not a status).
+    #[serde(deserialize_with = "null_default")]
     pub firing: Vec<FiringAlert>,
     /// Recently cleared alerts.
-    #[serde(default, deserialize_with = "null_default")]
+    #[serde(deserialize_with = "null_default")]
     pub cleared: Vec<ClearedAlert>,
 }
 

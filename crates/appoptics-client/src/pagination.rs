@@ -2,17 +2,21 @@
 //!
 //! List routes take `offset`, `length` (at most 100), `orderby`, `sort` and usually a `name`
 //! substring filter, and answer with `query: {found, length, offset, total}`. The `list_all_*`
-//! methods follow the pages as a [`Stream`]: the next offset is the current one plus the
-//! items received, and the stream ends when the offset reaches `found` (not `total`, which
-//! counts everything the account has and would keep asking for empty pages), when a page is
-//! empty, or when the server sends no `query` (then its answer is the only page).
+//! methods follow the pages as a [`Stream`] with the core's
+//! [`Paginator`]: the next offset is the offset the server says it
+//! served plus the items received, and the stream ends when the offset reaches `found` (not
+//! `total`, which counts everything the account has and would keep asking for empty pages),
+//! when a page is empty, or when the server sends no `query` (then its answer is the only
+//! page). A server that does not move past an offset (one that answers the first page
+//! whatever `offset` says) ends the stream with an [`Error::Decode`] instead of a loop.
 
-use std::collections::VecDeque;
 use std::fmt;
 
 use futures_util::Stream;
 use metrics_core::http::Request;
+use metrics_core::paginate::{Page as CorePage, Paginator};
 use metrics_core::{Error, Result};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::BACKEND;
@@ -21,7 +25,8 @@ use crate::model::Page;
 use crate::validate::MAX_PAGE_LENGTH;
 
 /// The sort order of a list.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SortOrder {
     /// Ascending (the default).
     #[default]
@@ -118,46 +123,47 @@ impl ListParams {
         Ok(())
     }
 
-    pub(crate) fn apply(&self, mut request: Request, offset: Option<u64>) -> Request {
-        if let Some(name) = &self.name {
-            request = request.with_query("name", name);
+    /// The request for one page, starting at `offset` (or the one set here) with `length`
+    /// items (or the one set here).
+    pub(crate) fn request(
+        &self,
+        path: &str,
+        offset: Option<u64>,
+        length: Option<u32>,
+    ) -> Result<Request> {
+        #[derive(Serialize)]
+        struct Query<'a> {
+            name: Option<&'a str>,
+            offset: Option<u64>,
+            length: Option<u32>,
+            orderby: Option<&'a str>,
+            sort: Option<SortOrder>,
         }
-        if let Some(offset) = offset.or(self.offset) {
-            request = request.with_query("offset", offset.to_string());
-        }
-        if let Some(length) = self.length {
-            request = request.with_query("length", length.to_string());
-        }
-        if let Some(orderby) = &self.orderby {
-            request = request.with_query("orderby", orderby);
-        }
-        if let Some(sort) = self.sort {
-            request = request.with_query("sort", sort.to_string());
-        }
+        let query = Query {
+            name: self.name.as_deref(),
+            offset: offset.or(self.offset),
+            length: length.or(self.length),
+            orderby: self.orderby.as_deref(),
+            sort: self.sort,
+        };
+        let mut request = Request::get(path).with_query_params(BACKEND, &query)?;
         for (name, value) in &self.extra {
             request = request.with_query(name, value);
         }
-        request
+        Ok(request)
     }
 }
 
-/// Where the next page starts, or `None` when `page` was the last.
-pub(crate) fn next_offset<T>(page: &Page<T>, offset: u64) -> Option<u64> {
-    if page.items.is_empty() {
-        return None;
-    }
-    let found = page.query.found?;
+/// What the paginator needs to know of one page read at `offset`.
+pub(crate) fn core_page<T>(page: Page<T>, offset: u64) -> CorePage<T> {
+    let Some(found) = page.query.found else {
+        // No `query` (or one without `found`): the answer is the whole list.
+        return CorePage::last(page.items);
+    };
     let next = page.query.offset.unwrap_or(offset) + page.items.len() as u64;
-    (next < found).then_some(next)
-}
-
-struct Pager<T> {
-    client: AppOpticsClient,
-    path: &'static str,
-    params: ListParams,
-    offset: Option<u64>,
-    buffer: VecDeque<T>,
-    started: bool,
+    CorePage::new(page.items)
+        .with_total(found)
+        .with_next_offset(next)
 }
 
 /// Every item of a list route, page after page.
@@ -169,41 +175,21 @@ pub(crate) fn paginate<T>(
 where
     T: DeserializeOwned + Send + 'static,
 {
-    let state = Pager {
-        client,
-        path,
-        offset: params.offset,
-        params,
-        buffer: VecDeque::new(),
-        started: false,
-    };
-    futures_util::stream::unfold(Some(state), |state| async move {
-        let mut state = state?;
-        loop {
-            if let Some(item) = state.buffer.pop_front() {
-                return Some((Ok(item), Some(state)));
-            }
-            // `offset` is None once the last page has been read.
-            let offset = match (state.started, state.offset) {
-                (true, None) => return None,
-                (_, offset) => offset,
-            };
-            if !state.started
-                && let Err(error) = state.params.validate()
-            {
-                return Some((Err(error), None));
-            }
-            state.started = true;
-            let request = state.params.apply(Request::get(state.path), offset);
-            let page: Page<T> = match state.client.get_json(request).await {
-                Ok(page) => page,
-                Err(error) => return Some((Err(error), None)),
-            };
-            state.offset = next_offset(&page, offset.unwrap_or(0));
-            if page.items.is_empty() {
-                return None;
-            }
-            state.buffer.extend(page.items);
+    let length = params.length.unwrap_or(MAX_PAGE_LENGTH);
+    let paginator = Paginator::new(BACKEND)
+        .starting_at(params.offset.unwrap_or(0))
+        .with_limit(length);
+    paginator.stream(move |offset, _length| {
+        let client = client.clone();
+        let params = params.clone();
+        async move {
+            params.validate()?;
+            // The first page is asked for as the caller wrote it (no `offset=0`, no `length`
+            // unless set: the server's default is the maximum).
+            let offset = (offset > 0 || params.offset.is_some()).then_some(offset);
+            let request = params.request(path, offset, None)?;
+            let page: Page<T> = client.get_json(request).await?;
+            Ok(core_page(page, offset.unwrap_or(0)))
         }
     })
 }
@@ -221,18 +207,31 @@ mod tests {
     }
 
     #[test]
-    fn ends_on_found_not_total() {
+    fn pages_end_on_found_not_total() {
         let q = |offset, found| QueryInfo {
             found: Some(found),
             length: Some(100),
             offset: Some(offset),
             total: Some(250),
         };
-        assert_eq!(next_offset(&page(3, q(0, 3)), 0), None);
-        assert_eq!(next_offset(&page(100, q(0, 150)), 0), Some(100));
-        assert_eq!(next_offset(&page(50, q(100, 150)), 100), None);
-        assert_eq!(next_offset(&page(0, q(0, 150)), 0), None);
-        assert_eq!(next_offset(&page(5, QueryInfo::default()), 0), None);
+        let last = |p: CorePage<u8>| (p.total, p.next_offset, p.is_last);
+        assert_eq!(
+            last(core_page(page(3, q(0, 3)), 0)),
+            (Some(3), Some(3), false)
+        );
+        assert_eq!(
+            last(core_page(page(100, q(0, 150)), 0)),
+            (Some(150), Some(100), false)
+        );
+        // The offset the server says it served wins over the one asked for.
+        assert_eq!(
+            last(core_page(page(50, q(100, 150)), 7)),
+            (Some(150), Some(150), false)
+        );
+        assert_eq!(
+            last(core_page(page(5, QueryInfo::default()), 0)),
+            (None, None, true)
+        );
     }
 
     #[test]
@@ -241,8 +240,25 @@ mod tests {
             .with_name("a b")
             .with_length(5)
             .with_sort(SortOrder::Desc)
-            .apply(Request::get("metrics"), Some(10));
+            .with_param("version", "2")
+            .request("metrics", Some(10), None)
+            .unwrap();
         assert_eq!(request.path(), "metrics");
+        let pairs: Vec<(&str, &str)> = request
+            .query()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            pairs,
+            [
+                ("name", "a b"),
+                ("offset", "10"),
+                ("length", "5"),
+                ("sort", "desc"),
+                ("version", "2")
+            ]
+        );
         assert!(ListParams::new().with_length(101).validate().is_err());
         assert!(ListParams::new().with_length(0).validate().is_err());
         assert!(ListParams::new().with_length(100).validate().is_ok());

@@ -17,8 +17,7 @@ impl AppOpticsClient {
     /// Any request error.
     pub async fn list_spaces(&self, params: &ListParams) -> Result<Page<Space>> {
         params.validate()?;
-        self.get_json(params.apply(Request::get("spaces"), None))
-            .await
+        self.get_json(params.request("spaces", None, None)?).await
     }
 
     /// Every space, page after page.

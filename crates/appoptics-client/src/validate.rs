@@ -21,6 +21,7 @@
 //! assert!(validate::metric_name("app.requests:p99").is_ok());
 //! assert!(validate::metric_name("bad name").is_err());
 //! assert_eq!(validate::sanitize_metric_name("Just*toBeSafe"), "Just-toBeSafe");
+//! assert_eq!(validate::sanitize_tag_value("/work/{ms}"), "/work/-ms-");
 //! ```
 
 use metrics_core::{Error, Result};
@@ -114,10 +115,7 @@ pub fn tag_value(name: &str, value: &str) -> Result<()> {
             "the value of tag `{name}` must be 1 to {MAX_TAG_VALUE_CHARS} characters long, not {length}"
         )));
     }
-    if let Some(bad) = value
-        .chars()
-        .find(|c| !(is_metric_name_char(*c) || matches!(c, '?' | '\\' | '/' | ' ')))
-    {
+    if let Some(bad) = value.chars().find(|c| !is_tag_value_char(*c)) {
         return Err(invalid(format!(
             "the value `{value}` of tag `{name}` contains {bad:?}; only A-Z a-z 0-9 . : - _ ? \\ / and space are allowed"
         )));
@@ -212,9 +210,59 @@ pub fn sanitize_metric_name(name: &str) -> String {
     out
 }
 
+fn is_tag_value_char(c: char) -> bool {
+    is_metric_name_char(c) || matches!(c, '?' | '\\' | '/' | ' ')
+}
+
+/// The tag-value counterpart of [`sanitize_metric_name`]: runs of characters a tag value
+/// may not have become `-`, then the first 255 characters are kept. An empty value stays
+/// empty (and is refused by [`tag_value`]): there is nothing to make of it.
+///
+/// ```
+/// use appoptics_client::validate::sanitize_tag_value;
+///
+/// assert_eq!(sanitize_tag_value("/users/{id}/orders"), "/users/-id-/orders");
+/// assert_eq!(sanitize_tag_value("eu-west 1"), "eu-west 1");
+/// assert_eq!(sanitize_tag_value("Zürich»"), "Z-rich-");
+/// ```
+pub fn sanitize_tag_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(MAX_TAG_VALUE_CHARS));
+    let mut in_run = false;
+    for c in value.chars() {
+        if is_tag_value_char(c) {
+            out.push(c);
+            in_run = false;
+        } else if !in_run {
+            out.push('-');
+            in_run = true;
+        }
+    }
+    // Every character left is ASCII, so bytes and characters agree.
+    out.truncate(MAX_TAG_VALUE_CHARS);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanitized_tag_values_are_valid() {
+        for value in [
+            "/work/{ms}",
+            "a\u{0}b",
+            "{{{",
+            "ok value/with:all_the-chars?\\",
+            &"é".repeat(400),
+            &"x".repeat(300),
+        ] {
+            let clean = sanitize_tag_value(value);
+            assert!(tag_value("t", &clean).is_ok(), "{value:?} -> {clean:?}");
+        }
+        assert_eq!(sanitize_tag_value("/work/{ms}"), "/work/-ms-");
+        assert_eq!(sanitize_tag_value("fine"), "fine");
+        assert_eq!(sanitize_tag_value(""), "");
+    }
 
     #[test]
     fn metric_names() {

@@ -923,24 +923,20 @@ async fn metrics_source_collects_configured_metrics() {
 async fn builder_settings_and_environment() {
     let (emulator, _client) = start().await;
     let env = |vars: &'static [(&'static str, &'static str)]| {
-        move |name: &str| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
+        metrics_core::Env::from_pairs(vars.iter().copied())
     };
-    let err = AppOpticsClientBuilder::from_env_with(env(&[]))
+    let err = AppOpticsClientBuilder::from_env_with(&env(&[]))
         .build()
         .unwrap_err();
     assert!(err.to_string().contains("APPOPTICS_TOKEN"), "{err}");
-    let err = AppOpticsClientBuilder::from_env_with(env(&[
+    let err = AppOpticsClientBuilder::from_env_with(&env(&[
         ("APPOPTICS_TOKEN", "t"),
         ("APPOPTICS_TIMEOUT", "soon"),
     ]))
     .build()
     .unwrap_err();
     assert!(matches!(err, Error::Config { .. }) && err.to_string().contains("APPOPTICS_TIMEOUT"));
-    let err = AppOpticsClientBuilder::from_env_with(env(&[
+    let err = AppOpticsClientBuilder::from_env_with(&env(&[
         ("APPOPTICS_TOKEN", "t"),
         ("APPOPTICS_TAGS", "novalue"),
     ]))
@@ -974,13 +970,9 @@ async fn builder_settings_and_environment() {
         ("APPOPTICS_TAGS", "service=api, region=us-east-1".into()),
         ("APPOPTICS_METRICS", "cpu, mem".into()),
     ];
-    let client = AppOpticsClientBuilder::from_env_with(|name| {
-        vars.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.clone())
-    })
-    .build()
-    .unwrap();
+    let client = AppOpticsClientBuilder::from_env_with(&metrics_core::Env::from_pairs(vars))
+        .build()
+        .unwrap();
     assert_eq!(
         client.tags(),
         &tags([("service", "api"), ("region", "us-east-1")])

@@ -3,9 +3,7 @@
 
 use std::time::Duration;
 
-use appoptics_client::error::{
-    CODE_ALREADY_EXISTS, CODE_PARTIAL_FAILURE, CODE_RATE_LIMITED, parse_error_body,
-};
+use appoptics_client::error::{AppOpticsError, AppOpticsErrorKind, parse_error_body};
 use appoptics_client::model::{
     Alert, AlertSpec, AlertStatus, AlertsStatus, AnnotationEvent, AnnotationStream, Chart,
     ChartType, CompositeResult, Condition, ConditionTag, Link, Measurement, Measurements, Metric,
@@ -302,10 +300,10 @@ async fn measurements_post_2xx_with_errors_is_a_failure() {
         .submit(Measurement::new("cpu", 1.0).with_tag("h", "a"))
         .await
         .unwrap_err();
-    assert!(
-        matches!(&err, Error::Api { status: 202, code: Some(code), .. } if code == CODE_PARTIAL_FAILURE),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::Api { status: 202, .. }), "{err:?}");
+    let detail = AppOpticsError::of(&err).unwrap();
+    assert_eq!(detail.kind, AppOpticsErrorKind::PartialFailure);
+    assert_eq!(detail.reasons, ["params: name: is not present"]);
     assert!(
         err.to_string().contains("params: name: is not present"),
         "{err}"
@@ -826,9 +824,10 @@ async fn error_statuses_map_to_typed_errors() {
     assert!(matches!(err, Error::Api { status: 400, .. }), "{err:?}");
     assert!(err.to_string().contains("Bad Request"), "{err}");
     let err = error_for(422, "application/json", r#"{"errors":["a","b"]}"#).await;
-    assert!(
-        matches!(&err, Error::Api { status: 422, code: Some(c), .. } if c == CODE_ALREADY_EXISTS),
-        "{err:?}"
+    assert!(matches!(&err, Error::Api { status: 422, .. }), "{err:?}");
+    assert_eq!(
+        AppOpticsError::of(&err).map(|d| d.kind),
+        Some(AppOpticsErrorKind::AlreadyExists)
     );
     assert!(appoptics_client::error::is_already_exists(&err));
     let err = error_for(
@@ -837,9 +836,10 @@ async fn error_statuses_map_to_typed_errors() {
         r#"{"request_time":1467306906,"error":"You have hit the API limit for measurements [measure:raw_rate]."}"#,
     )
     .await;
-    assert!(
-        matches!(&err, Error::RateLimited { code: Some(c), .. } if c == CODE_RATE_LIMITED),
-        "{err:?}"
+    assert!(matches!(&err, Error::RateLimited { .. }), "{err:?}");
+    assert_eq!(
+        AppOpticsError::of(&err).map(|d| d.kind),
+        Some(AppOpticsErrorKind::AccountRateLimited)
     );
     assert!(err.to_string().contains("You have hit the API limit"));
     let err = error_for(

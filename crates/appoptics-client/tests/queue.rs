@@ -4,7 +4,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use appoptics_client::error::{AppOpticsError, AppOpticsErrorKind};
 use appoptics_client::model::{Measurement, tags};
+use appoptics_client::queue::RejectedMeasurements;
 use appoptics_client::{AppOpticsClient, MeasurementQueue};
 use metrics_core::{Error, RetryConfig};
 use metrics_emulators::Fault;
@@ -211,13 +213,21 @@ async fn a_rate_limit_stops_the_batch_and_says_when() {
     };
     assert!(matches!(**source, Error::RateLimited { .. }), "{source:?}");
     assert!(source.to_string().contains("remaining=0"), "{source}");
+    // The wait comes from the rate-limit headers, typed (before, only in the text).
+    let wait = err.retry_after().expect("a typed wait");
+    assert!(
+        wait > Duration::ZERO && wait <= Duration::from_secs(60),
+        "{wait:?}"
+    );
     assert_eq!(emulator.point_count(), 900);
     assert_eq!(*unsent, 2_100);
     assert_eq!(queue.len(), 2_100);
 }
 
+/// A 2xx that reports `errors` was accepted in part: resending cannot help, so the chunk is
+/// handed back (before, it stayed queued and was resent by every submit).
 #[tokio::test]
-async fn a_2xx_with_errors_keeps_the_chunk() {
+async fn a_2xx_with_errors_hands_the_chunk_back() {
     let (emulator, client) = setup().await;
     emulator.faults().inject_on(
         "/v1/measurements",
@@ -232,11 +242,153 @@ async fn a_2xx_with_errors_keeps_the_chunk() {
     let queue = client.queue().with_max_in_flight(1).build().unwrap();
     fill(&queue, "partial", 600).await;
     let err = queue.submit().await.unwrap_err();
+    assert_eq!(err.status(), Some(202), "{err:?}");
+    let rejected = RejectedMeasurements::of(&err).expect("handed back");
+    assert_eq!(rejected.measurements.len(), 300);
+    assert_eq!(
+        AppOpticsError::of(&err).map(|d| d.kind),
+        Some(AppOpticsErrorKind::PartialFailure)
+    );
+    assert!(queue.is_empty());
+    assert_eq!(emulator.point_count(), 300);
+}
+
+/// A chunk the server refuses with 400 leaves the queue and comes back inside the error with
+/// the server's reasons; the other chunks are delivered once, and the next submit sends
+/// nothing again. Before, the refused chunk was resent by every later submit, forever.
+#[tokio::test]
+async fn a_chunk_refused_for_good_is_handed_back_and_never_resent() {
+    let (emulator, client) = setup().await;
+    let queue = client.queue().with_max_in_flight(2).build().unwrap();
+    fill(&queue, "refused", 3_000).await;
+    emulator.faults().inject_on(
+        "/v1/measurements",
+        Fault::Status {
+            status: 400,
+            retry_after: None,
+            body: r#"{"errors":{"params":{"time":["is too far in the past"]}}}"#.into(),
+        },
+        3,
+        1,
+    );
+    let err = queue.submit().await.unwrap_err();
+    assert_eq!(err.status(), Some(400), "{err:?}");
+    assert!(
+        !matches!(err, Error::Incomplete { .. }),
+        "nothing is still queued: {err:?}"
+    );
+    let rejected = RejectedMeasurements::of(&err).expect("handed back");
+    assert_eq!(rejected.reasons(), ["params: time: is too far in the past"]);
+    let handed_back = values(rejected.measurements.iter().map(|m| match m.value() {
+        appoptics_client::model::MeasurementValue::Value(v) => v,
+        other => panic!("unexpected {other:?}"),
+    }));
+    let start = handed_back[0];
+    assert_eq!(start % 300, 0);
+    assert_eq!(handed_back, (start..start + 300).collect::<Vec<_>>());
+    assert!(queue.is_empty());
+    assert_eq!(emulator.point_count(), 2_700);
+    let posts = emulator.requests().count();
+    assert_eq!(posts, 10);
+
+    // Nothing is left to resend: the next submit sends no request at all.
+    let report = queue.submit().await.unwrap();
+    assert_eq!(report.requests, 0);
+    assert_eq!(emulator.requests().count(), posts);
+    let stored: BTreeSet<u32> = values(emulator.stored_points("refused").iter().map(|p| p.value))
+        .into_iter()
+        .collect();
+    assert_eq!(stored.len(), 2_700, "every other chunk exactly once");
+}
+
+/// A refusal and a chunk kept for later in the same submit: `Incomplete` counts the kept
+/// ones, and the refused ones are still reachable inside it.
+#[tokio::test]
+async fn a_refusal_and_a_kept_chunk_in_one_submit() {
+    let (emulator, client) = setup().await;
+    let queue = client.queue().with_max_in_flight(1).build().unwrap();
+    fill(&queue, "mixed", 900).await;
+    let status = |status: u16| Fault::Status {
+        status,
+        retry_after: None,
+        body: r#"{"errors":{"params":{"value":["is invalid"]}}}"#.into(),
+    };
+    emulator
+        .faults()
+        .inject_on("/v1/measurements", status(422), 0, 1);
+    emulator
+        .faults()
+        .inject_on("/v1/measurements", status(503), 0, 1);
+    let err = queue.submit().await.unwrap_err();
     assert!(
         matches!(err, Error::Incomplete { unsent: 300, .. }),
         "{err:?}"
     );
-    assert_eq!(queued_values(&queue), (0..300).collect::<Vec<_>>());
+    assert_eq!(
+        RejectedMeasurements::of(&err).unwrap().measurements.len(),
+        300
+    );
+    assert_eq!(queued_values(&queue), (300..600).collect::<Vec<_>>());
+    queue.submit().await.unwrap();
+    assert_eq!(emulator.point_count(), 600);
+}
+
+/// Without timestamps a chunk whose outcome is unknown (a 503) may already be stored: it is
+/// dropped and logged, not resent. With them (the default) it is kept.
+#[tokio::test]
+async fn untimed_chunks_are_dropped_after_an_unknown_outcome() {
+    let (emulator, client) = setup().await;
+    let maintenance = || Fault::Status {
+        status: 503,
+        retry_after: None,
+        body: String::new(),
+    };
+    let untimed = client.queue().with_timestamps(false).build().unwrap();
+    fill(&untimed, "untimed", 300).await;
+    assert!(untimed.pending().iter().all(|m| m.timestamp().is_none()));
+    emulator
+        .faults()
+        .inject_on("/v1/measurements", maintenance(), 0, 1);
+    let err = untimed.submit().await.unwrap_err();
+    assert_eq!(err.status(), Some(503), "{err:?}");
+    assert!(untimed.is_empty());
+
+    let timed = client.queue().build().unwrap();
+    let before = chrono::Utc::now().timestamp();
+    fill(&timed, "timed", 300).await;
+    let after = chrono::Utc::now().timestamp();
+    assert!(
+        timed
+            .pending()
+            .iter()
+            .all(|m| m.timestamp().is_some_and(|t| (before..=after).contains(&t)))
+    );
+    emulator
+        .faults()
+        .inject_on("/v1/measurements", maintenance(), 0, 1);
+    let err = timed.submit().await.unwrap_err();
+    assert!(
+        matches!(err, Error::Incomplete { unsent: 300, .. }),
+        "{err:?}"
+    );
+    timed.submit().await.unwrap();
+    assert_eq!(emulator.stored_points("timed").len(), 300);
+}
+
+/// A bounded queue drops its oldest measurements and counts them.
+#[tokio::test]
+async fn a_full_queue_drops_the_oldest() {
+    let (_emulator, client) = setup().await;
+    let queue = client.queue().with_capacity(100).build().unwrap();
+    fill(&queue, "bounded", 250).await;
+    assert_eq!(queue.len(), 100);
+    assert_eq!(queue.dropped(), 150);
+    assert_eq!(queued_values(&queue), (150..250).collect::<Vec<_>>());
+    assert!(matches!(
+        client.queue().with_capacity(0).build(),
+        Err(Error::Config { .. })
+    ));
+    queue.drain();
 }
 
 #[tokio::test]

@@ -81,6 +81,11 @@ impl CooprClient {
         self.http.redacted_base_url()
     }
 
+    /// The server's `host:port`.
+    pub fn endpoint(&self) -> &str {
+        self.http.endpoint()
+    }
+
     /// The user id sent in `Coopr-UserID`.
     pub fn user_id(&self) -> &str {
         &self.user_id

@@ -45,6 +45,10 @@ impl MetricsSource for CooprClient {
         BACKEND
     }
 
+    fn endpoint(&self) -> Option<String> {
+        Some(Self::endpoint(self).to_owned())
+    }
+
     async fn collect(&self, query: &Query) -> Result<Vec<Series>> {
         query.validate(BACKEND)?;
         let want_queues = query.may_match_prefix(QUEUE_TASKS);

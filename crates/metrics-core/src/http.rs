@@ -304,7 +304,8 @@ impl Request {
     }
 
     /// Appends the query parameters of a `Serialize` struct: its fields in order, `None`
-    /// fields left out, sequences as repeated names.
+    /// fields left out. Sequences are not supported (`serde_urlencoded` refuses them): add a
+    /// repeated name with [`Request::with_query`] once per value.
     ///
     /// ```
     /// use metrics_core::http::Request;
@@ -484,13 +485,19 @@ impl Response {
     }
 
     /// Decodes the body with a backend's own decoder. An error it returns quotes the body
-    /// at most after the client's secrets were scrubbed from it.
+    /// only after the client's secrets were scrubbed from it.
     ///
     /// # Errors
     ///
     /// What `decode` returns, scrubbed.
-    pub fn decode<T>(&self, decode: impl FnOnce(&[u8]) -> Result<T>) -> Result<T> {
-        decode(&self.body).map_err(|mut error| {
+    pub fn decode<T>(&self, decode: impl Fn(&[u8]) -> Result<T>) -> Result<T> {
+        decode(&self.body).map_err(|first| {
+            // Scrubbing the message afterwards would miss a secret cut off by a quote's end:
+            // decode the scrubbed body again to make the error from text without secrets.
+            let mut error = match self.redactor.scrub_bytes(&self.body) {
+                Cow::Owned(clean) => decode(&clean).err().unwrap_or(first),
+                Cow::Borrowed(_) => first,
+            };
             self.redactor.scrub_error(&mut error);
             error
         })
@@ -540,11 +547,13 @@ pub fn decode_json<T: DeserializeOwned>(backend: &'static str, body: &[u8]) -> R
                     truncate_chars(&start, 60)
                 ));
             }
-            Err(Error::decode(
-                backend,
-                if path == "." { String::new() } else { path },
-                message,
-            ))
+            // A hostile key can be megabytes long; the path names it, it need not hold it.
+            let path = if path == "." {
+                String::new()
+            } else {
+                truncate_chars(&path, 200)
+            };
+            Err(Error::decode(backend, path, message))
         }
     }
 }
@@ -661,6 +670,7 @@ pub struct HttpClientBuilder {
     retry: RetryConfig,
     error_body: ErrorBodyParser,
     constant_headers: Vec<(HeaderName, HeaderValue)>,
+    extra_secrets: Vec<String>,
 }
 
 impl fmt::Debug for HttpClientBuilder {
@@ -687,6 +697,7 @@ impl HttpClient {
             retry: RetryConfig::default(),
             error_body: default_error_body,
             constant_headers: Vec::new(),
+            extra_secrets: Vec::new(),
         }
     }
 
@@ -1076,6 +1087,13 @@ impl HttpClientBuilder {
         self
     }
 
+    /// Registers a credential the backend sends itself, per request (a token in a header
+    /// only some requests carry), so that it is scrubbed like the ones in [`Auth`].
+    pub fn with_secret(mut self, secret: &Secret<String>) -> Self {
+        self.extra_secrets.push(secret.expose().clone());
+        self
+    }
+
     /// Adds a header that is the same on every request and is not a credential (an SDK's
     /// name and version, a tenant): validated here once, not per request.
     pub fn with_constant_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
@@ -1156,6 +1174,7 @@ impl HttpClientBuilder {
         let origin_url = Url::parse(&origin)
             .map_err(|_| Error::config(backend, "the base URL has no valid origin"))?;
         let mut secrets = auth.secret_texts();
+        secrets.extend(self.extra_secrets);
         if self.secret_path {
             // The whole path and its long segments: servers echo parts of request paths.
             let path = url.path().trim_matches('/');

@@ -27,7 +27,7 @@ pub mod retry;
 mod secret;
 mod source;
 
-pub use aggregate::{Aggregator, Collection, SourceFailure};
+pub use aggregate::{Aggregator, Collection, SharedSource, SourceFailure};
 pub use disposition::{Disposition, PayloadFate, Processing, Retry};
 pub use env::Env;
 pub use error::{BoxError, Error, Result, SharedError};

@@ -1,5 +1,6 @@
 //! The backend-neutral series model every [`MetricsSource`](crate::MetricsSource) returns.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -9,8 +10,11 @@ use serde::{Deserialize, Serialize};
 /// One time series: a name, labels, what kind of value it is, and its points.
 ///
 /// Names and label names follow the Prometheus/OpenMetrics rules (`[a-zA-Z_:][a-zA-Z0-9_:]*`
-/// for names, no `:` in label names), so a renderer or exporter can map them one to one.
-/// The constructors replace any other character with `_`.
+/// for names, no `:` in label names, no `__` at the start of a label name), so a renderer or
+/// exporter can map them one to one. The constructors replace any other character with `_`
+/// (see [`sanitize_name`]). The fields are public and a series can also be deserialized, so
+/// nothing guarantees that a `Series` went through the constructors: the
+/// [renderers](crate::render) apply the same rules again when they write a name.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -189,18 +193,33 @@ impl Series {
 
 /// Makes a metric name (`metric = true`) or label name valid for OpenMetrics by replacing
 /// every character outside `[a-zA-Z0-9_:]` (no `:` in label names) with `_`, and prefixing
-/// `_` when the first character is a digit. Returns the input unchanged when it is valid.
+/// `_` when the first character is a digit. A label name that starts with `__` (reserved for
+/// Prometheus' own labels such as `__name__`) keeps only one of its leading underscores.
+/// Returns the input unchanged when it is valid.
 ///
 /// ```
-/// assert_eq!(metrics_core::model::sanitize_name("stores.default.hits.sum".into(), true), "stores_default_hits_sum");
+/// use metrics_core::model::sanitize_name;
+///
+/// assert_eq!(sanitize_name("stores.default.hits.sum".into(), true), "stores_default_hits_sum");
+/// assert_eq!(sanitize_name("9lives".into(), true), "_9lives");
+/// assert_eq!(sanitize_name("__name__".into(), false), "_name__");
 /// ```
 pub fn sanitize_name(name: String, metric: bool) -> String {
+    match sanitized(&name, metric) {
+        Cow::Borrowed(_) => name,
+        Cow::Owned(fixed) => fixed,
+    }
+}
+
+/// [`sanitize_name`] without an allocation when the name is already valid, which is what the
+/// renderers see for nearly every series.
+pub(crate) fn sanitized(name: &str, metric: bool) -> Cow<'_, str> {
+    if is_valid_name(name, metric) {
+        return Cow::Borrowed(name);
+    }
     let allowed = |i: usize, c: char| {
         c.is_ascii_alphabetic() || c == '_' || (metric && c == ':') || (i > 0 && c.is_ascii_digit())
     };
-    if !name.is_empty() && name.chars().enumerate().all(|(i, c)| allowed(i, c)) {
-        return name;
-    }
     let mut out = String::with_capacity(name.len() + 1);
     for (i, c) in name.chars().enumerate() {
         if i == 0 && c.is_ascii_digit() {
@@ -212,22 +231,50 @@ pub fn sanitize_name(name: String, metric: bool) -> String {
             out.push('_');
         }
     }
+    if !metric {
+        // A reserved `__` prefix, given or made by the mapping, collapses to one underscore.
+        let extra = out.len() - out.trim_start_matches('_').len();
+        if extra > 1 {
+            out.drain(..extra - 1);
+        }
+    }
     if out.is_empty() {
         out.push('_');
     }
-    out
+    Cow::Owned(out)
+}
+
+/// Whether `name` is a valid metric name (`metric = true`) or label name, not reserved.
+pub(crate) fn is_valid_name(name: &str, metric: bool) -> bool {
+    let bytes = name.as_bytes();
+    let Some(&first) = bytes.first() else {
+        return false;
+    };
+    let head_ok = first.is_ascii_alphabetic() || first == b'_' || (metric && first == b':');
+    let reserved = !metric && bytes.starts_with(b"__");
+    head_ok
+        && !reserved
+        && bytes[1..]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'_' || (metric && b == b':'))
 }
 
 /// Escapes a label value for the text formats: `\` → `\\`, `"` → `\"`, newline → `\n`.
 pub(crate) fn escape_label_value_into(value: &str, out: &mut String) {
-    for c in value.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
+    // Copy the runs between escapes in one go: nearly every value has nothing to escape.
+    let mut start = 0;
+    for (i, byte) in value.bytes().enumerate() {
+        let escaped = match byte {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            b'\n' => "\\n",
+            _ => continue,
+        };
+        out.push_str(&value[start..i]);
+        out.push_str(escaped);
+        start = i + 1;
     }
+    out.push_str(&value[start..]);
 }
 
 #[cfg(test)]
@@ -241,6 +288,19 @@ mod tests {
         assert_eq!(sanitize_name("9lives".into(), true), "_9lives");
         assert_eq!(sanitize_name("x:y".into(), false), "x_y");
         assert_eq!(sanitize_name(String::new(), true), "_");
+        assert_eq!(sanitize_name("__name__".into(), false), "_name__");
+        assert_eq!(sanitize_name("___".into(), false), "_");
+        assert_eq!(sanitize_name("_".into(), false), "_");
+        assert_eq!(sanitize_name("_ok".into(), false), "_ok");
+        assert_eq!(sanitize_name("__9".into(), false), "_9");
+        assert_eq!(sanitize_name("__x".into(), true), "__x");
+        assert_eq!(sanitize_name("é".into(), true), "_");
+        assert_eq!(sanitize_name(" 丽".into(), false), "_");
+        assert_eq!(sanitize_name("..a".into(), false), "_a");
+        for (name, metric) in [("a:b", true), ("_9", false), ("__x", false), ("", true)] {
+            let fixed = sanitize_name(name.into(), metric);
+            assert!(is_valid_name(&fixed, metric), "{name} -> {fixed}");
+        }
     }
 
     #[test]

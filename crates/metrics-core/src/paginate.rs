@@ -220,11 +220,13 @@ impl<F, T> State<F, T> {
         let next = page
             .next_offset
             .unwrap_or_else(|| self.offset.saturating_add(received));
-        if page.is_last || page.total.is_some_and(|total| next >= total) {
+        if page.is_last {
+            // The caller read the end from the page itself: nothing is asked after it, so
+            // the offset it says does not matter.
             self.finished = true;
         } else if next <= self.offset {
-            // Checked only when another page would be asked for: a last page may echo any
-            // offset without harm.
+            // Before the total: a page that does not advance repeats items already yielded,
+            // even when its `next` happens to reach the total.
             return Err(Error::decode(
                 self.config.backend,
                 "",
@@ -233,6 +235,8 @@ impl<F, T> State<F, T> {
                     self.offset
                 ),
             ));
+        } else if page.total.is_some_and(|total| next >= total) {
+            self.finished = true;
         }
         self.buffer.extend(page.items);
         self.offset = next;
@@ -375,6 +379,32 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("past offset 1")
+        );
+    }
+
+    /// A server that echoes offset 0 with `found: 10` and pages of 5: the second answer's
+    /// next offset (5) reaches nothing new, even though a naive `next >= total` check on a
+    /// larger echoed page could end the list quietly with duplicates.
+    #[test]
+    fn a_stuck_page_is_an_error_even_when_it_reaches_the_total() {
+        let fetch = |_offset, _limit| {
+            std::future::ready(Ok(Page::new(vec![0u8; 10])
+                .with_total(10)
+                .with_next_offset(10)))
+        };
+        // The first page holds everything: done, no error.
+        let items: Vec<u8> = run(Paginator::new("t").stream(fetch).try_collect()).unwrap();
+        assert_eq!(items.len(), 10);
+        // Asked from offset 10, the server answers from 0 again: not an end, an error.
+        let results: Vec<Result<u8>> =
+            run(Paginator::new("t").starting_at(10).stream(fetch).collect());
+        assert_eq!(results.len(), 1);
+        assert!(
+            results[0]
+                .as_ref()
+                .unwrap_err()
+                .to_string()
+                .contains("past offset 10")
         );
     }
 

@@ -1,17 +1,63 @@
 //! Turning a [`Collection`] into text: an aligned table for people, JSON for programs, and
-//! OpenMetrics for Prometheus-compatible scrapers.
+//! the OpenMetrics 1.0 and Prometheus 0.0.4 text formats for scrapers.
+//!
+//! # The text formats
+//!
+//! [`openmetrics`] and [`prometheus`] write valid text for every [`Series`] a user can build,
+//! through the constructors, the public fields or `Deserialize`, because one bad line fails a
+//! whole scrape. Both formats follow the same rules, so they expose the same series:
+//!
+//! - **Names.** Metric and label names are sanitized when they are written, as
+//!   [`sanitize_name`](crate::model::sanitize_name) does: characters outside
+//!   `[a-zA-Z0-9_:]` (no `:` in label names) become `_`, a leading digit gets a `_` in front,
+//!   an empty name becomes `_`, and a label name starting with the reserved `__` keeps one
+//!   underscore (`__name__` → `_name__`). If two label names of one series sanitize alike,
+//!   the one that sorts first before sanitizing is kept. Label values and help texts are
+//!   escaped; a label with an empty value is left out (Prometheus treats it as absent).
+//! - **Families.** Series are grouped by family name and kind, families in order of first
+//!   appearance, members in input order; the family's unit and help are the first ones its
+//!   members give. A counter's family name drops a trailing `_total` (`x_total` and `x` are
+//!   one counter family `x` with samples `x_total`).
+//! - **Name collisions between kinds.** A family *owns* its name and, for a counter, the
+//!   names of its `_total` and `_created` samples. When a family would own a name an earlier
+//!   family owns (gauge `x` and counter `x_total`; gauge `y_total` and counter `y`), the
+//!   earlier one keeps it and the later one is written under its name plus `_` and its kind
+//!   (`x_counter`, `x_counter_total`), with `_2`, `_3`, … added if that is taken too. Every
+//!   sample stays, under a name no other family has; a warning names the renamed families.
+//! - **Duplicate series.** Within a family, the first series with a given (sanitized) label
+//!   set is written and later ones are left out, with a warning. Give series from different
+//!   sources a label that tells them apart (the [`Aggregator`](crate::Aggregator) does for
+//!   named sources).
+//! - **Points.** Each point is a sample with its timestamp: OpenMetrics in seconds with
+//!   millisecond precision (`-1.500` is 1.5 s before the epoch), Prometheus in
+//!   milliseconds. Finer times are truncated to the millisecond at or before them. Samples of
+//!   a series are written oldest first; of points in one millisecond, the last one given
+//!   wins.
+//! - **Counters that cannot hold a value.** A counter's value is a non-negative total, so a
+//!   counter point that is NaN, negative or infinite is left out (the series' other points
+//!   are written), with a warning; `-0` is written as `0`. A series whose points are all left
+//!   out writes no samples and does not count as a duplicate of a later one.
+//! - **Numbers.** Integers below 10¹⁵ without a fraction, others in the shortest form that
+//!   reads back to the same `f64`; `NaN`, `+Inf`, `-Inf`.
+//!
+//! Warnings are one `tracing` event per rendering, not one per series.
+//!
+//! The output is checked with `promtool check metrics` (Prometheus' text-format parser) and
+//! `promtool tsdb create-blocks-from openmetrics` (Prometheus' OpenMetrics parser) on
+//! generated hostile series.
 
-use std::collections::BTreeMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
-
-use serde::Serialize;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::aggregate::Collection;
-use crate::model::{Series, SeriesKind, Unit, escape_label_value_into};
+use crate::model::{Series, SeriesKind, Unit, escape_label_value_into, is_valid_name, sanitized};
 
-/// An aligned table: one row per series with its labels, newest value in human units
-/// (`1.9 MiB`, `2m 03s`), point count and time; then one `FAILED` line per source that did
-/// not answer.
+/// An aligned table: one row per series with its labels (a named source's series carry its
+/// source label), newest value in human units (`1.9 MiB`, `2m 03s`), point count and time;
+/// then one `ok` line per source that answered and one `FAILED` line, with the endpoint when
+/// known, per source that did not.
 ///
 /// ```
 /// use metrics_core::{Collection, Series, SeriesKind, Unit, render};
@@ -84,7 +130,14 @@ pub fn table(collection: &Collection) -> String {
         }
     }
     for failure in &collection.failures {
-        let _ = writeln!(out, "FAILED  {}: {}", failure.source, failure.error);
+        let _ = match &failure.endpoint {
+            Some(endpoint) => writeln!(
+                out,
+                "FAILED  {} ({endpoint}): {}",
+                failure.source, failure.error
+            ),
+            None => writeln!(out, "FAILED  {}: {}", failure.source, failure.error),
+        };
     }
     out
 }
@@ -179,169 +232,618 @@ fn number(value: f64) -> String {
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
-#[derive(Serialize)]
-struct JsonCollection<'a> {
-    series: &'a [Series],
-    sources: Vec<JsonSource<'a>>,
-    failures: Vec<JsonFailure<'a>>,
-}
-
-#[derive(Serialize)]
-struct JsonSource<'a> {
-    source: &'a str,
-    series: Option<usize>,
-}
-
-#[derive(Serialize)]
-struct JsonFailure<'a> {
-    source: &'a str,
-    backend: &'static str,
-    status: Option<u16>,
-    retryable: bool,
-    error: String,
-}
-
-/// The collection as one JSON document: `{"series": […], "sources": […], "failures": […]}`.
-/// Times are RFC 3339.
+/// The collection as one JSON document: `{"series": […], "sources": […], "failures": […]}`,
+/// the [`Serialize`](serde::Serialize) form of [`Collection`]. Times are RFC 3339; a named
+/// source's series carry its source label like any other label; each failure has its
+/// source, backend, endpoint and error (backend, kind, status, retryable, message).
 ///
 /// ```
 /// let json = metrics_core::render::json(&metrics_core::Collection::default());
 /// assert_eq!(json, r#"{"series":[],"sources":[],"failures":[]}"#);
 /// ```
 pub fn json(collection: &Collection) -> String {
-    let document = JsonCollection {
-        series: &collection.series,
-        sources: collection
-            .sources
-            .iter()
-            .map(|(source, series)| JsonSource {
-                source,
-                series: *series,
-            })
-            .collect(),
-        failures: collection
-            .failures
-            .iter()
-            .map(|f| JsonFailure {
-                source: &f.source,
-                backend: f.error.backend(),
-                status: f.error.status(),
-                retryable: f.error.is_retryable(),
-                error: f.error.to_string(),
-            })
-            .collect(),
-    };
-    // Serializing plain data with string keys cannot fail.
-    serde_json::to_string(&document).unwrap_or_default()
+    // Plain data with string keys: serializing cannot fail.
+    serde_json::to_string(collection).unwrap_or_default()
 }
 
-/// The series in the OpenMetrics text format, one family per name (`# TYPE`, `# UNIT` when the
-/// name ends with the unit as OpenMetrics requires, `# HELP` when known), every point with its
-/// timestamp in seconds, counters' samples suffixed `_total`, and the closing `# EOF`.
+/// The `Content-Type` of [`openmetrics`]' output.
+pub const OPENMETRICS_CONTENT_TYPE: &str =
+    "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The `Content-Type` of [`prometheus`]' output.
+pub const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The series in the OpenMetrics 1.0 text format, ending with `# EOF`.
+///
+/// One family per name with `# TYPE`, `# UNIT` (when the family name ends with `_` and the
+/// unit, as OpenMetrics requires) and `# HELP` (when known and not empty); a counter family
+/// drops a `_total` suffix from its name and its samples carry it. Every point is a sample
+/// with its timestamp in seconds (millisecond precision). Any series a user can build is
+/// written as valid text: see [the rules](self#the-text-formats) for names, collisions,
+/// duplicates and counters that cannot hold their value.
 ///
 /// ```
 /// use metrics_core::{Series, SeriesKind, Unit, render};
 /// use chrono::{TimeZone, Utc};
 ///
-/// let series = Series::new("coopr_queue_tasks", SeriesKind::Gauge)
-///     .with_label("tenant", "acme")
-///     .with_point(Utc.timestamp_opt(1_700_000_000, 0).unwrap(), 3.0);
+/// let at = Utc.timestamp_millis_opt(1_700_000_000_250).unwrap();
+/// let series = [
+///     Series::new("coopr_queue_tasks", SeriesKind::Gauge)
+///         .with_label("tenant", "acme")
+///         .with_point(at, 3.0),
+///     Series::new("outline_bytes_total", SeriesKind::Counter)
+///         .with_unit(Unit::Bytes)
+///         .with_point(at, 1024.0),
+/// ];
 /// assert_eq!(
-///     render::openmetrics(&[series]),
-///     "# TYPE coopr_queue_tasks gauge\ncoopr_queue_tasks{tenant=\"acme\"} 3 1700000000\n# EOF\n"
+///     render::openmetrics(&series),
+///     concat!(
+///         "# TYPE coopr_queue_tasks gauge\n",
+///         "coopr_queue_tasks{tenant=\"acme\"} 3 1700000000.250\n",
+///         "# TYPE outline_bytes counter\n",
+///         "# UNIT outline_bytes bytes\n",
+///         "outline_bytes_total 1024 1700000000.250\n",
+///         "# EOF\n",
+///     )
 /// );
 /// ```
 pub fn openmetrics(series: &[Series]) -> String {
-    // Families must not interleave: group by name, in order of first appearance.
-    let mut order: Vec<&str> = Vec::new();
-    let mut families: BTreeMap<&str, Vec<&Series>> = BTreeMap::new();
-    for one in series {
-        let family = family_name(one);
-        families
-            .entry(family)
-            .or_insert_with(|| {
-                order.push(family);
-                Vec::new()
-            })
-            .push(one);
-    }
     let mut out = String::new();
-    for family in order {
-        let members = &families[family];
-        let first = members[0];
-        let _ = writeln!(out, "# TYPE {family} {}", first.kind.as_str());
-        if let Some(unit) = &first.unit
-            && family.ends_with(&format!("_{}", unit.as_str()))
-        {
-            let _ = writeln!(out, "# UNIT {family} {}", unit.as_str());
-        }
-        if let Some(help) = &first.help {
-            let _ = writeln!(out, "# HELP {family} {}", escape_help(help));
-        }
-        let sample = if first.kind == SeriesKind::Counter {
-            format!("{family}_total")
-        } else {
-            family.to_owned()
-        };
-        for member in members {
-            let mut labels = String::new();
-            if !member.labels.is_empty() {
-                labels.push('{');
-                for (i, (name, value)) in member.labels.iter().enumerate() {
-                    if i > 0 {
-                        labels.push(',');
-                    }
-                    labels.push_str(name);
-                    labels.push_str("=\"");
-                    escape_label_value_into(value, &mut labels);
-                    labels.push('"');
-                }
-                labels.push('}');
-            }
-            for point in &member.points {
-                let millis = point.time.timestamp_millis();
-                let timestamp = if millis % 1000 == 0 {
-                    (millis / 1000).to_string()
-                } else {
-                    format!("{}.{:03}", millis.div_euclid(1000), millis.rem_euclid(1000))
-                };
-                let _ = writeln!(
-                    out,
-                    "{sample}{labels} {} {timestamp}",
-                    number_exact(point.value)
-                );
-            }
-        }
-    }
-    out.push_str("# EOF\n");
+    write_openmetrics(&mut out, series);
     out
 }
 
-/// A counter's family name drops a `_total` suffix; the samples get it back.
-fn family_name(series: &Series) -> &str {
-    if series.kind == SeriesKind::Counter {
-        series.name.strip_suffix("_total").unwrap_or(&series.name)
+/// [`openmetrics`] appended to `out`, so that an exporter can reuse one buffer for every
+/// scrape.
+pub fn write_openmetrics(out: &mut String, series: &[Series]) {
+    write_text(out, series, Format::OpenMetrics);
+}
+
+/// The series in the Prometheus text format 0.0.4 (what Prometheus asks for with
+/// `Accept: text/plain;version=0.0.4`).
+///
+/// The same families as [`openmetrics`], under the names a Prometheus server stores either
+/// format as: a counter's `# HELP`, `# TYPE` and samples all use the `_total` name, an
+/// `unknown` series is `untyped`, there is no `# UNIT` and no `# EOF`, and timestamps are in
+/// milliseconds. Any series a user can build is written as valid text: see
+/// [the rules](self#the-text-formats).
+///
+/// ```
+/// use metrics_core::{Series, SeriesKind, render};
+/// use chrono::{TimeZone, Utc};
+///
+/// let series = Series::new("outline_bytes", SeriesKind::Counter)
+///     .with_help("Bytes \"sent\"")
+///     .with_label("access_key_id", "3")
+///     .with_point(Utc.timestamp_millis_opt(-1_500).unwrap(), 1024.0);
+/// assert_eq!(
+///     render::prometheus(&[series]),
+///     concat!(
+///         "# HELP outline_bytes_total Bytes \"sent\"\n",
+///         "# TYPE outline_bytes_total counter\n",
+///         "outline_bytes_total{access_key_id=\"3\"} 1024 -1500\n",
+///     )
+/// );
+/// ```
+pub fn prometheus(series: &[Series]) -> String {
+    let mut out = String::new();
+    write_prometheus(&mut out, series);
+    out
+}
+
+/// [`prometheus`] appended to `out`, so that an exporter can reuse one buffer for every
+/// scrape.
+pub fn write_prometheus(out: &mut String, series: &[Series]) {
+    write_text(out, series, Format::Prometheus);
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    OpenMetrics,
+    Prometheus,
+}
+
+/// The suffixes an OpenMetrics counter family owns besides its own name: `_total` on its
+/// samples, `_created` on its creation time. No other family may be named so.
+const COUNTER_SUFFIXES: [&str; 2] = ["_total", "_created"];
+
+/// A family: the name it is written under and what its first members said about it.
+#[derive(Debug)]
+struct Family<'a> {
+    name: Cow<'a, str>,
+    kind: SeriesKind,
+    unit: Option<&'a Unit>,
+    help: Option<&'a str>,
+}
+
+/// How the series fall into families, shared by both formats so that they expose the same
+/// names.
+#[derive(Debug)]
+struct Layout<'a> {
+    families: Vec<Family<'a>>,
+    /// Indices into the series, grouped by family in the order of `families`, and within a
+    /// family in input order; family `f` is `members[bounds[f]..bounds[f + 1]]`.
+    members: Vec<usize>,
+    bounds: Vec<usize>,
+    /// Families that took another name because theirs clashed with an earlier family's.
+    renamed: Vec<(Cow<'a, str>, String)>,
+}
+
+/// Which kinds have a family of a given name: what a new name must not clash with.
+const COUNTER_BIT: u8 = 1;
+const OTHER_BIT: u8 = 2;
+
+fn kind_bit(kind: SeriesKind) -> u8 {
+    if kind == SeriesKind::Counter {
+        COUNTER_BIT
     } else {
-        &series.name
+        OTHER_BIT
     }
 }
 
-fn escape_help(help: &str) -> String {
-    help.replace('\\', "\\\\")
-        .replace('\n', "\\n")
-        .replace('"', "\\\"")
+/// Whether a family `name` of `kind` would share a family or sample name with one of
+/// `taken`: the same name, one being a counter and the other named like its `_total` or
+/// `_created` samples.
+fn clashes(
+    taken: &HashMap<Cow<'_, str>, u8>,
+    name: &str,
+    kind: SeriesKind,
+    scratch: &mut String,
+) -> bool {
+    if taken.contains_key(name) {
+        return true;
+    }
+    if kind == SeriesKind::Counter {
+        for suffix in COUNTER_SUFFIXES {
+            scratch.clear();
+            scratch.push_str(name);
+            scratch.push_str(suffix);
+            if taken.contains_key(scratch.as_str()) {
+                return true;
+            }
+        }
+    }
+    COUNTER_SUFFIXES.iter().any(|suffix| {
+        name.strip_suffix(suffix)
+            .and_then(|stem| taken.get(stem))
+            .is_some_and(|kinds| kinds & COUNTER_BIT != 0)
+    })
 }
 
-/// Full precision for machines: Rust's shortest round-trip form, integers without `.0`.
-fn number_exact(value: f64) -> String {
+impl<'a> Layout<'a> {
+    fn new(series: &'a [Series]) -> Self {
+        // Group by (family name, kind) in order of first appearance.
+        let mut families: Vec<Family<'a>> = Vec::new();
+        let mut index: HashMap<(Cow<'a, str>, SeriesKind), usize> = HashMap::new();
+        let mut family_of = Vec::with_capacity(series.len());
+        for one in series {
+            let name = natural_family_name(sanitized(&one.name, true), one.kind);
+            // Series usually come family by family: try the previous one before hashing.
+            let previous = family_of.last().copied().filter(|&f: &usize| {
+                let family: &Family<'_> = &families[f];
+                family.kind == one.kind && family.name == name
+            });
+            let next = families.len();
+            let family =
+                previous.unwrap_or_else(|| *index.entry((name.clone(), one.kind)).or_insert(next));
+            if family == next {
+                families.push(Family {
+                    name,
+                    kind: one.kind,
+                    unit: None,
+                    help: None,
+                });
+            }
+            let entry = &mut families[family];
+            if entry.unit.is_none() {
+                entry.unit = one.unit.as_ref();
+            }
+            if entry.help.is_none() {
+                entry.help = one.help.as_deref().filter(|h| !h.is_empty());
+            }
+            family_of.push(family);
+        }
+        drop(index);
+
+        // Keep the first of two clashing families under its name; rename the later one to a
+        // name that no family has, not even one further down.
+        let mut natural: HashMap<Cow<'a, str>, u8> = HashMap::with_capacity(families.len());
+        for family in &families {
+            *natural.entry(family.name.clone()).or_default() |= kind_bit(family.kind);
+        }
+        let mut taken: HashMap<Cow<'a, str>, u8> = HashMap::with_capacity(families.len());
+        let mut scratch = String::new();
+        let mut renamed = Vec::new();
+        for family in &mut families {
+            if clashes(&taken, &family.name, family.kind, &mut scratch) {
+                let base = format!("{}_{}", family.name, family.kind.as_str());
+                let mut candidate = base.clone();
+                let mut attempt = 2;
+                while clashes(&taken, &candidate, family.kind, &mut scratch)
+                    || clashes(&natural, &candidate, family.kind, &mut scratch)
+                {
+                    candidate = format!("{base}_{attempt}");
+                    attempt += 1;
+                }
+                let old = std::mem::replace(&mut family.name, Cow::Owned(candidate.clone()));
+                renamed.push((old, candidate));
+            }
+            *taken.entry(family.name.clone()).or_default() |= kind_bit(family.kind);
+        }
+
+        // Counting sort of the series by family, stable.
+        let mut bounds = vec![0; families.len() + 1];
+        for &family in &family_of {
+            bounds[family + 1] += 1;
+        }
+        for f in 0..families.len() {
+            bounds[f + 1] += bounds[f];
+        }
+        let mut next = bounds.clone();
+        let mut members = vec![0; series.len()];
+        for (i, &family) in family_of.iter().enumerate() {
+            members[next[family]] = i;
+            next[family] += 1;
+        }
+        Self {
+            families,
+            members,
+            bounds,
+            renamed,
+        }
+    }
+}
+
+/// A counter's family name drops a `_total` suffix (its samples get it back), unless nothing
+/// would be left of it.
+fn natural_family_name(name: Cow<'_, str>, kind: SeriesKind) -> Cow<'_, str> {
+    if kind != SeriesKind::Counter {
+        return name;
+    }
+    let Some(stem_len) = name
+        .strip_suffix("_total")
+        .filter(|stem| !stem.is_empty())
+        .map(str::len)
+    else {
+        return name;
+    };
+    match name {
+        Cow::Borrowed(name) => Cow::Borrowed(&name[..stem_len]),
+        Cow::Owned(mut name) => {
+            name.truncate(stem_len);
+            Cow::Owned(name)
+        }
+    }
+}
+
+/// The label sets already written in one family, without an allocation per series: the
+/// rendered label blocks live in one arena, chained by hash.
+#[derive(Debug, Default)]
+struct LabelSets {
+    arena: String,
+    ranges: Vec<(usize, usize)>,
+    /// For each entry, the previous entry with the same hash.
+    previous: Vec<Option<usize>>,
+    heads: HashMap<u64, usize, BuildHasherDefault<PassThrough>>,
+}
+
+/// A fast hash of a label block. Not collision resistant, and it need not be: equal hashes
+/// are compared byte for byte, and the input is the exporter's own series, not an attacker's
+/// choice of keys for one table.
+fn fold_hash(bytes: &[u8]) -> u64 {
+    const K: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash = bytes.len() as u64;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        hash = (hash ^ word).wrapping_mul(K).rotate_left(29);
+    }
+    let mut tail = [0_u8; 8];
+    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    hash ^ (hash >> 32)
+}
+
+/// The hasher of a map keyed by a hash already computed.
+#[derive(Debug, Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = fold_hash(bytes);
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+}
+
+impl LabelSets {
+    fn clear(&mut self) {
+        self.arena.clear();
+        self.ranges.clear();
+        self.previous.clear();
+        self.heads.clear();
+    }
+
+    /// Adds `block`; false when it was already there.
+    fn insert(&mut self, block: &str) -> bool {
+        let hash = fold_hash(block.as_bytes());
+        let mut at = self.heads.get(&hash).copied();
+        while let Some(entry) = at {
+            let (start, end) = self.ranges[entry];
+            if &self.arena[start..end] == block {
+                return false;
+            }
+            at = self.previous[entry];
+        }
+        let start = self.arena.len();
+        self.arena.push_str(block);
+        self.ranges.push((start, self.arena.len()));
+        self.previous
+            .push(self.heads.insert(hash, self.ranges.len() - 1));
+        true
+    }
+}
+
+/// What the renderer left out or changed, reported once per rendering.
+#[derive(Debug, Default)]
+struct Adjustments {
+    invalid_counter_points: usize,
+    same_millisecond_points: usize,
+    duplicate_series: usize,
+    clashing_labels: usize,
+}
+
+/// The reusable buffers of one rendering.
+#[derive(Debug, Default)]
+struct TextWriter<'a> {
+    labels: String,
+    sorted_labels: Vec<(Cow<'a, str>, &'a str)>,
+    points: Vec<(i64, f64)>,
+    seen: LabelSets,
+    /// The last timestamp written, and its text.
+    timestamp: (Option<i64>, String),
+    adjusted: Adjustments,
+}
+
+fn write_text(out: &mut String, series: &[Series], format: Format) {
+    let layout = Layout::new(series);
+    let mut writer = TextWriter::default();
+    for (f, family) in layout.families.iter().enumerate() {
+        write_metadata(out, family, format);
+        writer.seen.clear();
+        for &member in &layout.members[layout.bounds[f]..layout.bounds[f + 1]] {
+            writer.write_series(out, &family.name, family.kind, &series[member], format);
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    let adjusted = &writer.adjusted;
+    if !layout.renamed.is_empty()
+        || adjusted.invalid_counter_points > 0
+        || adjusted.duplicate_series > 0
+        || adjusted.clashing_labels > 0
+    {
+        tracing::warn!(
+            renamed_families = layout.renamed.len(),
+            first_renamed = ?layout.renamed.first(),
+            invalid_counter_points = adjusted.invalid_counter_points,
+            duplicate_series = adjusted.duplicate_series,
+            clashing_labels = adjusted.clashing_labels,
+            "some series could not be written as given; see metrics_core::render"
+        );
+    }
+    if adjusted.same_millisecond_points > 0 {
+        tracing::debug!(
+            points = adjusted.same_millisecond_points,
+            "points within one millisecond of another were merged"
+        );
+    }
+}
+
+fn write_metadata(out: &mut String, family: &Family<'_>, format: Format) {
+    let name = &*family.name;
+    let counter = family.kind == SeriesKind::Counter;
+    match format {
+        Format::OpenMetrics => {
+            push_all(out, &["# TYPE ", name, " ", family.kind.as_str(), "\n"]);
+            if let Some(unit) = family.unit.map(Unit::as_str).filter(|unit| {
+                !unit.is_empty()
+                    && name
+                        .strip_suffix(unit)
+                        .is_some_and(|stem| stem.ends_with('_'))
+            }) {
+                push_all(out, &["# UNIT ", name, " ", unit, "\n"]);
+            }
+            if let Some(help) = family.help {
+                push_all(out, &["# HELP ", name, " "]);
+                escape_help_into(help, true, out);
+                out.push('\n');
+            }
+        }
+        Format::Prometheus => {
+            let suffix = if counter { "_total" } else { "" };
+            if let Some(help) = family.help {
+                push_all(out, &["# HELP ", name, suffix, " "]);
+                escape_help_into(help, false, out);
+                out.push('\n');
+            }
+            let kind = match family.kind {
+                SeriesKind::Unknown => "untyped",
+                other => other.as_str(),
+            };
+            push_all(out, &["# TYPE ", name, suffix, " ", kind, "\n"]);
+        }
+    }
+}
+
+impl<'a> TextWriter<'a> {
+    fn write_series(
+        &mut self,
+        out: &mut String,
+        family: &str,
+        kind: SeriesKind,
+        series: &'a Series,
+        format: Format,
+    ) {
+        let counter = kind == SeriesKind::Counter;
+        self.points.clear();
+        for point in &series.points {
+            // A counter total is a non-negative number; anything else is not a counter
+            // sample, so the point is left out rather than written invalid.
+            if counter && !(point.value.is_finite() && point.value >= 0.0) {
+                self.adjusted.invalid_counter_points += 1;
+                continue;
+            }
+            self.points
+                .push((point.time.timestamp_millis(), point.value));
+        }
+        if self.points.is_empty() {
+            return;
+        }
+        if !self.points.is_sorted_by_key(|p| p.0) {
+            self.points.sort_by_key(|p| p.0);
+        }
+        let before = self.points.len();
+        // Within one millisecond the last point given wins.
+        self.points.dedup_by(|later, kept| {
+            let same = later.0 == kept.0;
+            if same {
+                *kept = *later;
+            }
+            same
+        });
+        self.adjusted.same_millisecond_points += before - self.points.len();
+
+        self.render_labels(&series.labels);
+        if !self.seen.insert(&self.labels) {
+            self.adjusted.duplicate_series += 1;
+            return;
+        }
+        let suffix = if counter { "_total" } else { "" };
+        for &(millis, value) in &self.points {
+            push_all(out, &[family, suffix, &self.labels, " "]);
+            // -0 is 0 to every reader, and counters are written as non-negative.
+            write_number(out, if value == 0.0 { 0.0 } else { value });
+            out.push(' ');
+            // Points of one collection mostly share a time: format it once.
+            if self.timestamp.0 != Some(millis) {
+                self.timestamp.1.clear();
+                write_timestamp(&mut self.timestamp.1, millis, format);
+                self.timestamp.0 = Some(millis);
+            }
+            out.push_str(&self.timestamp.1);
+            out.push('\n');
+        }
+    }
+
+    /// `{a="1",b="2"}` into `self.labels`, names sanitized and sorted, empty values left out
+    /// (to Prometheus an empty label is no label).
+    fn render_labels(&mut self, labels: &'a BTreeMap<String, String>) {
+        self.labels.clear();
+        if labels.keys().all(|name| is_valid_name(name, false)) {
+            // Valid names come sorted from the map.
+            for (name, value) in labels.iter().filter(|(_, v)| !v.is_empty()) {
+                push_label(&mut self.labels, name, value);
+            }
+        } else {
+            self.sorted_labels.clear();
+            self.sorted_labels.extend(
+                labels
+                    .iter()
+                    .filter(|(_, v)| !v.is_empty())
+                    .map(|(name, value)| (sanitized(name, false), value.as_str())),
+            );
+            // Stable: of names that sanitize alike, the one first in the map wins.
+            self.sorted_labels.sort_by(|a, b| a.0.cmp(&b.0));
+            let before = self.sorted_labels.len();
+            self.sorted_labels.dedup_by(|later, kept| later.0 == kept.0);
+            self.adjusted.clashing_labels += before - self.sorted_labels.len();
+            for (name, value) in &self.sorted_labels {
+                push_label(&mut self.labels, name, value);
+            }
+        }
+        if !self.labels.is_empty() {
+            self.labels.push('}');
+        }
+    }
+}
+
+fn push_label(block: &mut String, name: &str, value: &str) {
+    block.push(if block.is_empty() { '{' } else { ',' });
+    block.push_str(name);
+    block.push_str("=\"");
+    escape_label_value_into(value, block);
+    block.push('"');
+}
+
+fn push_all(out: &mut String, parts: &[&str]) {
+    for part in parts {
+        out.push_str(part);
+    }
+}
+
+/// HELP text: `\` and newline escaped in both formats, `"` only in OpenMetrics (the Prometheus
+/// text parser rejects `\"` there).
+fn escape_help_into(help: &str, quote: bool, out: &mut String) {
+    let mut start = 0;
+    for (i, byte) in help.bytes().enumerate() {
+        let escaped = match byte {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'"' if quote => "\\\"",
+            _ => continue,
+        };
+        out.push_str(&help[start..i]);
+        out.push_str(escaped);
+        start = i + 1;
+    }
+    out.push_str(&help[start..]);
+}
+
+/// Full precision for machines: integers below 10^15 without a fraction, other numbers in
+/// Rust's shortest round-trip form (exponent for very large and small ones), `NaN`, `+Inf`,
+/// `-Inf`.
+fn write_number(out: &mut String, value: f64) {
     if value.is_nan() {
-        "NaN".to_owned()
+        out.push_str("NaN");
     } else if value.is_infinite() {
-        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+        out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
     } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{value:.0}")
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "an integer below 10^15 is exact in i64"
+        )]
+        let integer = value as i64;
+        let _ = write!(out, "{integer}");
     } else {
-        value.to_string()
+        let _ = write!(out, "{value:?}");
+    }
+}
+
+/// OpenMetrics: seconds with milliseconds (`-1.500` is 1.5 s before the epoch); Prometheus:
+/// milliseconds.
+fn write_timestamp(out: &mut String, millis: i64, format: Format) {
+    match format {
+        Format::Prometheus => {
+            let _ = write!(out, "{millis}");
+        }
+        Format::OpenMetrics => {
+            let sign = if millis < 0 { "-" } else { "" };
+            let magnitude = millis.unsigned_abs();
+            let (seconds, fraction) = (magnitude / 1000, magnitude % 1000);
+            let _ = if fraction == 0 {
+                write!(out, "{sign}{seconds}")
+            } else {
+                write!(out, "{sign}{seconds}.{fraction:03}")
+            };
+        }
     }
 }
 
@@ -350,6 +852,7 @@ mod tests {
     use super::*;
     use crate::aggregate::SourceFailure;
     use crate::error::Error;
+    use crate::model::Point;
     use chrono::{TimeZone, Utc};
 
     fn at(seconds: i64) -> chrono::DateTime<Utc> {
@@ -390,10 +893,14 @@ mod tests {
             .push(Series::new("longer_name", SeriesKind::Gauge).with_point(at(60), 12345.0));
         collection.sources.push(("x".into(), Some(2)));
         collection.sources.push(("vumi".into(), None));
-        collection.failures.push(SourceFailure {
-            source: "vumi".into(),
-            error: Error::timeout("vumi", "collect did not finish within 100 ms"),
-        });
+        collection.failures.push(SourceFailure::new(
+            "vumi",
+            Error::timeout("vumi", "collect did not finish within 100 ms"),
+        ));
+        collection.failures.push(
+            SourceFailure::new("outline-eu", Error::api("outline", 500, None, "boom"))
+                .with_endpoint("203.0.113.7:8443"),
+        );
         let table = table(&collection);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("SERIES       LABELS  VALUE"));
@@ -404,6 +911,10 @@ mod tests {
             lines[4],
             "FAILED  vumi: vumi: timed out: collect did not finish within 100 ms"
         );
+        assert_eq!(
+            lines[5],
+            "FAILED  outline-eu (203.0.113.7:8443): outline: the server answered HTTP 500: boom"
+        );
     }
 
     #[test]
@@ -412,18 +923,36 @@ mod tests {
         collection
             .series
             .push(Series::new("a", SeriesKind::Counter).with_point(at(0), 1.5));
-        collection.failures.push(SourceFailure {
-            source: "coopr".into(),
-            error: Error::api("coopr", 503, None, "down"),
-        });
+        collection.sources.push(("coopr-eu".into(), None));
+        collection.failures.push(
+            SourceFailure::new("coopr-eu", Error::api("coopr", 503, None, "down"))
+                .with_endpoint("10.0.0.2:55054"),
+        );
         let value: serde_json::Value = serde_json::from_str(&json(&collection)).unwrap();
         assert_eq!(value["series"][0]["points"][0]["value"], 1.5);
         assert_eq!(
             value["series"][0]["points"][0]["time"],
             "1970-01-01T00:00:00Z"
         );
-        assert_eq!(value["failures"][0]["status"], 503);
-        assert_eq!(value["failures"][0]["retryable"], true);
+        assert_eq!(
+            value["sources"],
+            serde_json::json!([{"source": "coopr-eu", "series": null}])
+        );
+        assert_eq!(
+            value["failures"][0],
+            serde_json::json!({
+                "source": "coopr-eu",
+                "backend": "coopr",
+                "endpoint": "10.0.0.2:55054",
+                "error": {
+                    "backend": "coopr",
+                    "kind": "api",
+                    "status": 503,
+                    "retryable": true,
+                    "message": "coopr: the server answered HTTP 503: down"
+                }
+            })
+        );
     }
 
     #[test]
@@ -458,6 +987,233 @@ mod tests {
         assert_eq!(
             with_unit,
             "# TYPE x_bytes gauge\n# UNIT x_bytes bytes\n# EOF\n"
+        );
+    }
+
+    fn ms(millis: i64) -> chrono::DateTime<Utc> {
+        Utc.timestamp_millis_opt(millis).unwrap()
+    }
+
+    /// Both formats, for assertions on each.
+    fn both(series: &[Series]) -> (String, String) {
+        (openmetrics(series), prometheus(series))
+    }
+
+    #[test]
+    fn prometheus_format_names_counters_by_their_total_and_has_no_eof() {
+        let series = [
+            Series::new("outline_bytes", SeriesKind::Counter)
+                .with_unit(Unit::Bytes)
+                .with_help("Bytes \"moved\"\\\nlast line")
+                .with_label("k", "1")
+                .with_point(ms(10_000), 5.0),
+            Series::new("other", SeriesKind::Unknown).with_point(ms(1), 0.5),
+        ];
+        assert_eq!(
+            prometheus(&series),
+            "# HELP outline_bytes_total Bytes \"moved\"\\\\\\nlast line\n\
+             # TYPE outline_bytes_total counter\n\
+             outline_bytes_total{k=\"1\"} 5 10000\n\
+             # TYPE other untyped\n\
+             other 0.5 1\n"
+        );
+    }
+
+    #[test]
+    fn a_counter_named_only_total_keeps_a_family_name() {
+        let series = [Series::new("_total", SeriesKind::Counter).with_point(at(1), 1.0)];
+        let (om, prom) = both(&series);
+        assert_eq!(om, "# TYPE _total counter\n_total_total 1 1\n# EOF\n");
+        assert_eq!(prom, "# TYPE _total_total counter\n_total_total 1 1000\n");
+    }
+
+    #[test]
+    fn counters_leave_out_points_that_are_not_totals() {
+        let series = [Series::new("c", SeriesKind::Counter).with_points(
+            [f64::NAN, -1.0, f64::INFINITY, f64::NEG_INFINITY, -0.0, 3.0]
+                .iter()
+                .enumerate()
+                .map(|(i, &value)| Point {
+                    time: at(i64::try_from(i).unwrap()),
+                    value,
+                })
+                .collect(),
+        )];
+        let (om, prom) = both(&series);
+        assert_eq!(om, "# TYPE c counter\nc_total 0 4\nc_total 3 5\n# EOF\n");
+        assert_eq!(
+            prom,
+            "# TYPE c_total counter\nc_total 0 4000\nc_total 3 5000\n"
+        );
+        // Gauges keep every value.
+        let gauge = [Series::new("g", SeriesKind::Gauge)
+            .with_point(at(1), f64::NAN)
+            .with_point(at(2), f64::NEG_INFINITY)
+            .with_point(at(3), -1e300)
+            .with_point(at(4), 1.5e-7)];
+        assert_eq!(
+            openmetrics(&gauge),
+            "# TYPE g gauge\ng NaN 1\ng -Inf 2\ng -1e300 3\ng 1.5e-7 4\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn a_gauge_and_a_counter_of_one_name_stay_two_families() {
+        let series = [
+            Series::new("x", SeriesKind::Gauge).with_point(at(1), 1.0),
+            Series::new("x_total", SeriesKind::Counter).with_point(at(1), 2.0),
+            Series::new("y", SeriesKind::Counter).with_point(at(1), 3.0),
+            Series::new("y_total", SeriesKind::Gauge).with_point(at(1), 4.0),
+            Series::new("y_created", SeriesKind::Unknown).with_point(at(1), 5.0),
+            // Takes the name the first rename would want, so the rename goes on to `_2`.
+            Series::new("x_counter", SeriesKind::Gauge).with_point(at(1), 6.0),
+        ];
+        let (om, prom) = both(&series);
+        assert_eq!(
+            om,
+            "# TYPE x gauge\nx 1 1\n\
+             # TYPE x_counter_2 counter\nx_counter_2_total 2 1\n\
+             # TYPE y counter\ny_total 3 1\n\
+             # TYPE y_total_gauge gauge\ny_total_gauge 4 1\n\
+             # TYPE y_created_unknown unknown\ny_created_unknown 5 1\n\
+             # TYPE x_counter gauge\nx_counter 6 1\n\
+             # EOF\n"
+        );
+        assert!(prom.contains("# TYPE x_counter_2_total counter\nx_counter_2_total 2 1000\n"));
+        assert!(prom.contains("# TYPE y_created_unknown untyped\n"));
+    }
+
+    #[test]
+    fn counters_of_one_family_merge_whether_or_not_named_total() {
+        let series = [
+            Series::new("bytes_total", SeriesKind::Counter)
+                .with_label("k", "1")
+                .with_point(at(1), 1.0),
+            Series::new("bytes", SeriesKind::Counter)
+                .with_label("k", "2")
+                .with_point(at(1), 2.0),
+        ];
+        assert_eq!(
+            openmetrics(&series),
+            "# TYPE bytes counter\nbytes_total{k=\"1\"} 1 1\nbytes_total{k=\"2\"} 2 1\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn timestamps_before_the_epoch_and_below_a_millisecond() {
+        let nanos = |n: i64| Utc.timestamp_nanos(n);
+        let series = [Series::new("t", SeriesKind::Gauge)
+            .with_point(ms(-1_500), 1.0)
+            .with_point(ms(-500), 2.0)
+            .with_point(ms(-1), 3.0)
+            .with_point(nanos(1_999_999), 4.0)
+            .with_point(ms(253_402_300_799_999), 5.0)];
+        let (om, prom) = both(&series);
+        assert_eq!(
+            om,
+            "# TYPE t gauge\nt 1 -1.500\nt 2 -0.500\nt 3 -0.001\nt 4 0.001\nt 5 253402300799.999\n# EOF\n"
+        );
+        assert_eq!(
+            prom,
+            "# TYPE t gauge\nt 1 -1500\nt 2 -500\nt 3 -1\nt 4 1\nt 5 253402300799999\n"
+        );
+    }
+
+    #[test]
+    fn points_are_written_oldest_first_one_per_millisecond() {
+        let series = [Series::new("p", SeriesKind::Gauge)
+            .with_point(at(3), 3.0)
+            .with_point(at(1), 1.0)
+            .with_point(Utc.timestamp_nanos(3_000_000_500), 4.0)];
+        assert_eq!(
+            openmetrics(&series),
+            "# TYPE p gauge\np 1 1\np 4 3\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn names_from_public_fields_or_json_are_sanitized_when_written() {
+        let series: Series = serde_json::from_value(serde_json::json!({
+            "name": "json.name with spaces",
+            "labels": {"a-b": "x", "__name__": "y", "9": "z", "": "w", "é": "v"},
+            "kind": "gauge",
+            "points": [{"time": "1970-01-01T00:00:01Z", "value": 1.0}]
+        }))
+        .unwrap();
+        let (om, prom) = both(std::slice::from_ref(&series));
+        // "" and "é" both become "_": the one that sorts first ("") is kept.
+        let sample = "json_name_with_spaces{_=\"w\",_9=\"z\",_name__=\"y\",a_b=\"x\"} 1";
+        assert_eq!(
+            om,
+            format!("# TYPE json_name_with_spaces gauge\n{sample} 1\n# EOF\n")
+        );
+        assert_eq!(
+            prom,
+            format!("# TYPE json_name_with_spaces gauge\n{sample} 1000\n")
+        );
+
+        let mut fields = Series::new("ok", SeriesKind::Gauge).with_point(at(1), 1.0);
+        fields.name = String::new();
+        fields.labels.insert("le:x".into(), "1".into());
+        assert_eq!(
+            openmetrics(&[fields]),
+            "# TYPE _ gauge\n_{le_x=\"1\"} 1 1\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn a_label_set_is_written_once_per_family() {
+        let series = [
+            Series::new("d", SeriesKind::Gauge)
+                .with_label("k", "1")
+                .with_point(at(1), 1.0),
+            // No points: does not take the label set.
+            Series::new("d", SeriesKind::Gauge).with_label("k", "2"),
+            Series::new("d", SeriesKind::Gauge)
+                .with_label("k", "1")
+                .with_point(at(2), 2.0),
+            Series::new("d", SeriesKind::Gauge)
+                .with_label("k", "2")
+                .with_point(at(2), 3.0),
+            // An empty label is no label.
+            Series::new("d", SeriesKind::Gauge)
+                .with_label("k", "")
+                .with_point(at(1), 4.0),
+            Series::new("d", SeriesKind::Gauge).with_point(at(2), 5.0),
+        ];
+        assert_eq!(
+            openmetrics(&series),
+            "# TYPE d gauge\nd{k=\"1\"} 1 1\nd{k=\"2\"} 3 2\nd 4 1\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn help_units_and_empty_help() {
+        let series = [
+            Series::new("x_seconds", SeriesKind::Gauge)
+                .with_unit(Unit::Bytes)
+                .with_help(""),
+            Series::new("y_seconds", SeriesKind::Counter).with_unit(Unit::Seconds),
+            Series::new("z_", SeriesKind::Gauge).with_unit(Unit::Other(String::new())),
+            Series::new("w_a_b", SeriesKind::Gauge).with_unit(Unit::Other("a b".into())),
+        ];
+        assert_eq!(
+            openmetrics(&series),
+            "# TYPE x_seconds gauge\n\
+             # TYPE y_seconds counter\n# UNIT y_seconds seconds\n\
+             # TYPE z_ gauge\n# TYPE w_a_b gauge\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn writing_appends_to_a_reused_buffer() {
+        let series = [Series::new("a", SeriesKind::Gauge).with_point(at(1), 1.0)];
+        let mut buffer = String::from("kept\n");
+        write_prometheus(&mut buffer, &series);
+        write_openmetrics(&mut buffer, &series);
+        assert_eq!(
+            buffer,
+            "kept\n# TYPE a gauge\na 1 1000\n# TYPE a gauge\na 1 1\n# EOF\n"
         );
     }
 }

@@ -51,6 +51,17 @@ pub trait MetricsSource: Debug + Send + Sync + 'static {
     /// Collects the series this source has for `query`. Each backend documents how it maps
     /// the query's range, step and name filter onto its API.
     async fn collect(&self, query: &Query) -> Result<Vec<Series>>;
+
+    /// Where this source sends its requests, redacted to `host:port` (`203.0.113.7:8443`,
+    /// `api.appoptics.com:443`): never a path, query, user or password, which may hold a
+    /// credential (Outline's whole API URL is one). `None` when the source has no single
+    /// endpoint or does not say.
+    ///
+    /// The [`Aggregator`](crate::Aggregator) puts it in each
+    /// [`SourceFailure`](crate::SourceFailure), so that a report says which server failed.
+    fn endpoint(&self) -> Option<String> {
+        None
+    }
 }
 
 #[async_trait]
@@ -62,6 +73,10 @@ impl<T: MetricsSource + ?Sized> MetricsSource for Arc<T> {
     async fn collect(&self, query: &Query) -> Result<Vec<Series>> {
         (**self).collect(query).await
     }
+
+    fn endpoint(&self) -> Option<String> {
+        (**self).endpoint()
+    }
 }
 
 #[async_trait]
@@ -72,6 +87,10 @@ impl<T: MetricsSource + ?Sized> MetricsSource for Box<T> {
 
     async fn collect(&self, query: &Query) -> Result<Vec<Series>> {
         (**self).collect(query).await
+    }
+
+    fn endpoint(&self) -> Option<String> {
+        (**self).endpoint()
     }
 }
 

@@ -134,7 +134,7 @@ async fn one_failure_does_not_hide_the_others() {
 
 #[tokio::test]
 async fn named_sources_tell_two_of_one_backend_apart() {
-    let aggregator = Aggregator::new([])
+    let aggregator = Aggregator::default()
         .with_named_source("eu", source("unleash", Behaviour::Answer(1.0)))
         .with_named_source("us", source("unleash", Behaviour::Fail));
     let collection = aggregator.collect(&Query::new()).await;

@@ -8,7 +8,9 @@
 //! inject faults ([`Faults`]): latency, error statuses with `Retry-After`, dropped
 //! connections and malformed bodies.
 //!
-//! One cargo feature per backend: `outline`, `appoptics`, `unleash`, `coopr`, `vumi`, or `full`.
+//! One cargo feature per backend: `outline`, `appoptics`, `unleash`, `coopr`, `vumi`, or `full`;
+//! `hostile` adds [`hostile::HostileServer`], a raw-socket server that misbehaves on purpose
+//! (with HTTPS when `tls` is on too).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod server;
@@ -23,6 +25,9 @@ pub use tls::SelfSignedCert;
 pub mod appoptics;
 #[cfg(feature = "coopr")]
 pub mod coopr;
+#[cfg(feature = "hostile")]
+#[cfg_attr(docsrs, doc(cfg(feature = "hostile")))]
+pub mod hostile;
 #[cfg(feature = "outline")]
 pub mod outline;
 #[cfg(feature = "unleash")]

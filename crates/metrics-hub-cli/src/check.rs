@@ -40,8 +40,13 @@ pub(crate) async fn run(sources: Vec<Source>, origin: &Origin) -> ExitCode {
             Err(error) => {
                 failed += 1;
                 let kind = error.kind();
+                let endpoint = source
+                    .client
+                    .endpoint()
+                    .map(|e| format!(" at {e}"))
+                    .unwrap_or_default();
                 format!(
-                    "FAIL  {} ({}): {kind}: {error}\n      fix: {}",
+                    "FAIL  {} ({}{endpoint}): {kind}: {error}\n      fix: {}",
                     source.name,
                     source.backend,
                     errors::hint(kind, source.backend)

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use metrics_hub::core::render;
-use metrics_hub::{Aggregator, Collection, Query};
+use metrics_hub::{Aggregator, Collection, MetricsSource, Query};
 
 use crate::sources::{Source, Tracked};
 
@@ -58,12 +58,13 @@ pub(crate) async fn run(
         .map(|s| s.schedule.timeout)
         .max()
         .unwrap_or_default();
-    let mut aggregator = Aggregator::new(Vec::new()).with_timeout(timeout + Duration::from_secs(1));
+    let mut aggregator = Aggregator::new(Vec::<Arc<dyn MetricsSource>>::new())
+        .with_timeout(timeout + Duration::from_secs(1));
     for source in sources {
         let pending = Arc::clone(&pending);
         aggregator = aggregator.with_named_source(
             source.name.clone(),
-            Arc::new(Tracked {
+            Tracked {
                 source,
                 done: Box::new(move |name| {
                     pending
@@ -71,7 +72,7 @@ pub(crate) async fn run(
                         .unwrap_or_else(PoisonError::into_inner)
                         .retain(|p| p != name);
                 }),
-            }),
+            },
         );
     }
     let progress = std::io::stderr()
@@ -92,7 +93,12 @@ pub(crate) async fn run(
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
     for failure in &collection.failures {
-        eprintln!("FAILED  {}: {}", failure.source, failure.error);
+        let endpoint = failure
+            .endpoint
+            .as_ref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default();
+        eprintln!("FAILED  {}{endpoint}: {}", failure.source, failure.error);
     }
     if collection.failures.is_empty() {
         ExitCode::SUCCESS

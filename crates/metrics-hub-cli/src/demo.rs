@@ -452,7 +452,7 @@ async fn seed_unleash(emulator: &UnleashEmulator) -> Result<UnleashClient, DemoE
     for task in tasks {
         task.await?;
     }
-    recorder.shutdown().await?;
+    recorder.shutdown().await.into_result()?;
     Ok(client)
 }
 

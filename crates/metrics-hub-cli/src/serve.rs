@@ -23,14 +23,14 @@ use axum::routing::get;
 use base64::Engine as _;
 use bytes::Bytes;
 use metrics_hub::chrono::{DateTime, SecondsFormat, Utc};
-use metrics_hub::{Point, Query, Series, SeriesKind, Unit};
+use metrics_hub::{Query, Series, SeriesKind, Unit};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::config::ScrapeAuth;
 use crate::errors;
-use crate::exposition::{self, Exposed, Format};
+use crate::exposition::{self, Format};
 use crate::sources::Source;
 
 /// The exporter's settings, from flags and `[server]`.
@@ -100,6 +100,8 @@ struct SharedState {
 struct SourceState {
     name: String,
     backend: &'static str,
+    /// `host:port`, when the client says (never a path or credential).
+    endpoint: Option<String>,
     interval: Duration,
     up: bool,
     attempted: bool,
@@ -107,7 +109,8 @@ struct SourceState {
     last_error: Option<(DateTime<Utc>, String)>,
     duration: Option<Duration>,
     errors: BTreeMap<&'static str, u64>,
-    samples: Arc<Vec<Exposed>>,
+    /// One series per sample, each with the one point to show.
+    samples: Arc<Vec<Series>>,
 }
 
 /// The bodies `/metrics` serves: the sources' samples and the self-metrics, in each format.
@@ -135,6 +138,7 @@ impl Shared {
             .map(|s| SourceState {
                 name: s.name.clone(),
                 backend: s.backend,
+                endpoint: s.client.endpoint(),
                 interval: s.schedule.interval,
                 up: false,
                 attempted: false,
@@ -167,7 +171,7 @@ impl Shared {
     fn record(
         &self,
         index: usize,
-        outcome: Result<Vec<Exposed>, (&'static str, String)>,
+        outcome: Result<Vec<Series>, (&'static str, String)>,
         at: DateTime<Utc>,
         took: Duration,
     ) {
@@ -218,12 +222,19 @@ impl Shared {
 }
 
 /// Whether two sample lists render the same (times only count when they are shown).
-fn same_samples(old: &[Exposed], new: &[Exposed], timestamps: bool) -> bool {
+fn same_samples(old: &[Series], new: &[Series], timestamps: bool) -> bool {
     old.len() == new.len()
         && old.iter().zip(new).all(|(a, b)| {
-            a.series == b.series
-                && a.point.value.to_bits() == b.point.value.to_bits()
-                && (!timestamps || a.point.time == b.point.time)
+            let (Some(p), Some(q)) = (a.points.first(), b.points.first()) else {
+                return false;
+            };
+            a.name == b.name
+                && a.labels == b.labels
+                && a.kind == b.kind
+                && a.unit == b.unit
+                && a.help == b.help
+                && p.value.to_bits() == q.value.to_bits()
+                && (!timestamps || p.time == q.time)
         })
 }
 
@@ -250,8 +261,9 @@ async fn collect_loop(shared: Arc<Shared>, index: usize, source: Source) {
 
 /// One sample per series: the newest point, or for history (buckets of time) the newest
 /// point whose bucket had ended when the collection started. Every series gets the
-/// `source` label.
-fn expose(source: &Source, series: Vec<Series>, started: DateTime<Utc>) -> Vec<Exposed> {
+/// `source` label (a `source` label of its own is kept as `exported_source`, as Prometheus
+/// and the core's `Aggregator` do), and a help text when its backend gave none.
+fn expose(source: &Source, series: Vec<Series>, started: DateTime<Utc>) -> Vec<Series> {
     series
         .into_iter()
         .filter_map(|mut series| {
@@ -267,12 +279,21 @@ fn expose(source: &Source, series: Vec<Series>, started: DateTime<Utc>) -> Vec<E
                         .copied()
                 }
             }?;
-            series.points = Vec::new();
+            series.points = vec![point];
+            if let Some(own) = series.labels.remove("source") {
+                series.labels.insert("exported_source".to_owned(), own);
+            }
             series
                 .labels
-                .entry("source".to_owned())
-                .or_insert_with(|| source.name.clone());
-            Some(Exposed { series, point })
+                .insert("source".to_owned(), source.name.clone());
+            if series.help.as_deref().is_none_or(str::is_empty) {
+                // Every family gets a help text, as promtool's lint asks.
+                series.help = Some(format!(
+                    "{} from {} (the backend gives no description)",
+                    series.name, source.backend
+                ));
+            }
+            Some(series)
         })
         .collect()
 }
@@ -311,7 +332,7 @@ async fn render_loop(shared: Arc<Shared>) {
         let (samples, meta, data_changed) = {
             let mut state = lock(&shared.state);
             let changed = std::mem::take(&mut state.data_changed);
-            let samples: Vec<Arc<Vec<Exposed>>> = if changed {
+            let samples: Vec<Arc<Vec<Series>>> = if changed {
                 state
                     .sources
                     .iter()
@@ -327,13 +348,9 @@ async fn render_loop(shared: Arc<Shared>) {
         // Large bodies are rendered off the async workers.
         let rendered = tokio::task::spawn_blocking(move || {
             let data = if data_changed {
-                [Format::Prometheus, Format::OpenMetrics].map(|format| {
-                    Bytes::from(exposition::render(
-                        samples.iter().flat_map(|s| s.iter()),
-                        format,
-                        timestamps,
-                    ))
-                })
+                let all: Vec<Series> = samples.iter().flat_map(|s| s.iter().cloned()).collect();
+                [Format::Prometheus, Format::OpenMetrics]
+                    .map(|format| Bytes::from(exposition::render(&all, format, timestamps)))
             } else {
                 previous.data.clone()
             };
@@ -353,7 +370,7 @@ async fn render_loop(shared: Arc<Shared>) {
 
 /// `metrics_hub_source_up`, `…_last_success_timestamp_seconds`,
 /// `metrics_hub_collect_duration_seconds` and `metrics_hub_collect_errors_total`.
-fn self_metrics(sources: &[SourceState]) -> Vec<Exposed> {
+fn self_metrics(sources: &[SourceState]) -> Vec<Series> {
     let now = Utc::now();
     let sample = |name: &str,
                   kind: SeriesKind,
@@ -368,10 +385,7 @@ fn self_metrics(sources: &[SourceState]) -> Vec<Exposed> {
         if let Some(unit) = unit {
             series = series.with_unit(unit);
         }
-        Exposed {
-            series,
-            point: Point { time: now, value },
-        }
+        series.with_point(now, value)
     };
     let mut out = Vec::with_capacity(sources.len() * 4);
     for source in sources {
@@ -416,7 +430,7 @@ fn self_metrics(sources: &[SourceState]) -> Vec<Exposed> {
                 source,
                 *count as f64,
             );
-            one.series = one.series.with_label("kind", *kind);
+            one = one.with_label("kind", *kind);
             out.push(one);
         }
     }
@@ -459,7 +473,7 @@ async fn landing(State(shared): State<Arc<Shared>>) -> Html<String> {
         "<h1>metrics-hub</h1>\n<p>Prometheus exporter ",
         env!("CARGO_PKG_VERSION"),
         ": <a href=\"/metrics\">/metrics</a> · <a href=\"/healthz\">/healthz</a></p>\n",
-        "<table>\n<tr><th>source</th><th>backend</th><th>status</th><th>last success</th>",
+        "<table>\n<tr><th>source</th><th>backend</th><th>endpoint</th><th>status</th><th>last success</th>",
         "<th>last error</th><th>series</th><th>interval</th></tr>\n",
     ));
     for source in &state.sources {
@@ -484,9 +498,10 @@ async fn landing(State(shared): State<Arc<Shared>>) -> Html<String> {
             });
         let _ = writeln!(
             page,
-            "<tr><td>{}</td><td>{}</td>{status}<td>{success}</td><td>{error}</td><td>{}</td><td>{} s</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td>{status}<td>{success}</td><td>{error}</td><td>{}</td><td>{} s</td></tr>",
             html_escape(&source.name),
             html_escape(source.backend),
+            html_escape(source.endpoint.as_deref().unwrap_or("")),
             source.samples.len(),
             source.interval.as_secs_f64(),
         );
@@ -609,39 +624,48 @@ mod tests {
 
     #[test]
     fn history_shows_its_latest_complete_bucket_and_now_values_their_last_point() {
+        let value = |series: &[Series]| series[0].points[0].value;
         let hourly = Series::new("unleash_feature_evaluations", SeriesKind::Gauge)
+            .with_help("Evaluations")
             .with_point(at(9, 0), 5.0)
             .with_point(at(10, 0), 7.0)
             .with_point(at(11, 0), 1.0);
         let exposed = expose(&source("unleash"), vec![hourly.clone()], at(11, 20));
-        assert_eq!(exposed[0].point.value, 7.0, "11:00 is still being counted");
-        assert_eq!(exposed[0].series.labels["source"], "my-unleash");
-        assert!(exposed[0].series.points.is_empty());
+        assert_eq!(value(&exposed), 7.0, "11:00 is still being counted");
+        assert_eq!(exposed[0].points.len(), 1);
+        assert_eq!(exposed[0].labels["source"], "my-unleash");
+        assert_eq!(exposed[0].help.as_deref(), Some("Evaluations"));
         let exposed = expose(&source("unleash"), vec![hourly], at(12, 0));
-        assert_eq!(exposed[0].point.value, 1.0);
+        assert_eq!(value(&exposed), 1.0);
 
         let only_partial = Series::new("vumi_x", SeriesKind::Gauge).with_point(at(11, 0), 3.0);
         assert!(expose(&source("vumi"), vec![only_partial], at(11, 30)).is_empty());
 
-        let queue = Series::new("coopr_queue_tasks", SeriesKind::Gauge).with_point(at(11, 30), 4.0);
+        let queue = Series::new("coopr_queue_tasks", SeriesKind::Gauge)
+            .with_label("source", "theirs")
+            .with_point(at(11, 30), 4.0);
+        let exposed = expose(&source("coopr"), vec![queue], at(11, 30));
+        assert_eq!(value(&exposed), 4.0);
+        assert_eq!(exposed[0].labels["source"], "my-coopr");
+        assert_eq!(exposed[0].labels["exported_source"], "theirs");
         assert_eq!(
-            expose(&source("coopr"), vec![queue], at(11, 30))[0]
-                .point
-                .value,
-            4.0
+            exposed[0].help.as_deref(),
+            Some("coopr_queue_tasks from coopr (the backend gives no description)")
         );
     }
 
     #[test]
     fn unchanged_values_are_not_a_change_unless_times_are_shown() {
-        let one = |time, value| Exposed {
-            series: Series::new("a", SeriesKind::Gauge),
-            point: Point { time, value },
-        };
+        let one = |time, value| Series::new("a", SeriesKind::Gauge).with_point(time, value);
         let old = [one(at(1, 0), 1.0)];
         assert!(same_samples(&old, &[one(at(2, 0), 1.0)], false));
         assert!(!same_samples(&old, &[one(at(2, 0), 1.0)], true));
         assert!(!same_samples(&old, &[one(at(1, 0), 2.0)], false));
+        assert!(!same_samples(
+            &old,
+            &[one(at(1, 0), 1.0).with_label("k", "v")],
+            false
+        ));
         assert!(!same_samples(&old, &[], false));
     }
 

@@ -124,6 +124,10 @@ impl MetricsSource for Tracked {
         (self.done)(&self.source.name);
         result
     }
+
+    fn endpoint(&self) -> Option<String> {
+        self.source.client.endpoint()
+    }
 }
 
 /// Where the sources came from, for what the command says about them.

@@ -5,8 +5,8 @@
 pub use metrics_core::{
     Aggregator, Auth, BackoffConfig, ClientOptions, Collection, Disposition, Env, Error, Jitter,
     MetricsSource, MetricsSourceExt, PayloadFate, Point, Processing, Query, Result, Retry,
-    RetryConfig, Secret, Series, SeriesKind, SharedError, SourceFailure, TimeRange, Unit,
-    async_trait, chrono,
+    RetryConfig, Secret, Series, SeriesKind, SharedError, SharedSource, SourceFailure, TimeRange,
+    Unit, async_trait, chrono,
 };
 
 /// The renderers: a human table, JSON and OpenMetrics text of a [`Collection`] or of series.

@@ -89,6 +89,11 @@ impl OutlineClient {
         self.inner.http.redacted_base_url()
     }
 
+    /// The server's `host:port`, which may be shown (the secret path is not part of it).
+    pub fn endpoint(&self) -> &str {
+        self.inner.http.endpoint()
+    }
+
     /// Whether the server certificate is pinned by `certSha256`.
     pub fn is_pinned(&self) -> bool {
         self.inner.pinned

@@ -77,6 +77,9 @@ pub use model::{
 };
 pub use tls::{CertSha256, InvalidCertSha256};
 
+#[doc(hidden)]
+pub use model::transfer_decoders;
+
 /// The backend name, as [`MetricsSource::backend`](metrics_core::MetricsSource::backend)
 /// and every [`Error`](metrics_core::Error) of this crate report it.
 pub const BACKEND: &str = "outline";

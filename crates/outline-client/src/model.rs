@@ -6,8 +6,10 @@
 //! (`version`, `accessKeyDataLimit`, `dataLimit`, …) are here. Unknown fields are ignored so
 //! a newer server does not break this client.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::hash::{BuildHasher, RandomState};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -298,9 +300,10 @@ impl NewAccessKey {
 /// traffic in the window are present. Ids are strings, including non-numeric ones and `""`
 /// for unlabelled traffic.
 ///
-/// Decoded by a purpose-built visitor into one string buffer for all ids plus one
-/// `(end, bytes)` pair per key, in the server's order: a 100 000-key response needs two
-/// allocations that grow, not one per key.
+/// Decoded into one string buffer for all ids plus one `(end, bytes)` pair per key, in the
+/// server's order: a 100 000-key response needs two allocations that grow, not one per key.
+/// An id that appears twice keeps its first position and its last value, as serde_json's
+/// maps and JavaScript's `JSON.parse` read it; every accessor sees it once.
 ///
 /// ```
 /// use outline_client::TransferMetrics;
@@ -334,13 +337,14 @@ impl TransferMetrics {
     ///
     /// # Errors
     ///
-    /// [`Error::Decode`] naming the failing field when the body is not that shape.
+    /// [`Error::Decode`] naming the failing field when the body is not that shape, or when
+    /// a count is not an integer literal in `0..=u64::MAX`: `1.0`, `1e3` and `-0` are
+    /// refused as `u64` refuses them (the server writes plain integers).
     pub fn from_json(body: &[u8]) -> Result<Self> {
-        if let Some(metrics) = scan_transfer(body) {
-            return Ok(metrics);
+        match scan_transfer(body) {
+            Some(metrics) => Ok(metrics),
+            None => transfer_decoders::serde(body),
         }
-        let response: TransferResponse = metrics_core::http::decode_json(BACKEND, body)?;
-        Ok(response.bytes_transferred_by_user_id)
     }
 
     /// How many keys had traffic.
@@ -388,11 +392,6 @@ impl TransferMetrics {
             .map(|(id, bytes)| (id.to_owned(), bytes))
             .collect()
     }
-
-    fn push(&mut self, id: &str, bytes: u64) {
-        self.ids.push_str(id);
-        self.entries.push((self.ids.len(), bytes));
-    }
 }
 
 impl fmt::Debug for TransferMetrics {
@@ -401,13 +400,27 @@ impl fmt::Debug for TransferMetrics {
     }
 }
 
+/// A repeated id keeps its first position and its last value, as in a decoded body.
+///
+/// ```
+/// use outline_client::TransferMetrics;
+///
+/// let transfer: TransferMetrics = [("1", 3), ("2", 5), ("1", 4)].into_iter().collect();
+/// assert_eq!(transfer.iter().collect::<Vec<_>>(), [("1", 4), ("2", 5)]);
+/// ```
+///
+/// # Panics
+///
+/// With more than 4 294 967 294 distinct ids.
 impl<S: AsRef<str>> FromIterator<(S, u64)> for TransferMetrics {
     fn from_iter<I: IntoIterator<Item = (S, u64)>>(iter: I) -> Self {
-        let mut metrics = Self::default();
+        let mut builder = TransferBuilder::default();
         for (id, bytes) in iter {
-            metrics.push(id.as_ref(), bytes);
+            if let Err(too_many) = builder.insert(id.as_ref(), bytes) {
+                panic!("{too_many}");
+            }
         }
-        metrics
+        builder.finish()
     }
 }
 
@@ -476,47 +489,262 @@ impl<'de> Visitor<'de> for TransferVisitor {
         self,
         mut map: A,
     ) -> std::result::Result<Self::Value, A::Error> {
-        let mut metrics = TransferMetrics::default();
-        if let Some(hint) = map.size_hint() {
-            metrics.entries.reserve(hint);
-        }
-        while map.next_key_seed(AppendId(&mut metrics.ids))?.is_some() {
+        // Nothing is reserved from the map's size hint: memory follows what was decoded.
+        let mut builder = TransferBuilder::default();
+        let mut unescaped = String::new();
+        while let Some(borrowed) = map.next_key_seed(ReadId(&mut unescaped))? {
             let bytes = map.next_value_seed(ByteCount)?;
-            metrics.entries.push((metrics.ids.len(), bytes));
+            let id = borrowed.unwrap_or(&unescaped);
+            builder.insert(id, bytes).map_err(de::Error::custom)?;
         }
-        Ok(metrics)
+        Ok(builder.finish())
     }
 }
 
-/// Deserializes a map key straight into the shared id buffer, without a `String` per key.
-struct AppendId<'a>(&'a mut String);
+/// Reads a map key without a `String` per key: borrowed from the input where the
+/// deserializer can lend it (`Some`), otherwise copied into one reused buffer (`None`).
+struct ReadId<'a>(&'a mut String);
 
-impl<'de> DeserializeSeed<'de> for AppendId<'_> {
-    type Value = ();
+impl<'de> DeserializeSeed<'de> for ReadId<'_> {
+    type Value = Option<&'de str>;
 
     fn deserialize<D: Deserializer<'de>>(
         self,
         deserializer: D,
-    ) -> std::result::Result<(), D::Error> {
+    ) -> std::result::Result<Self::Value, D::Error> {
         deserializer.deserialize_str(self)
     }
 }
 
-impl<'de> Visitor<'de> for AppendId<'_> {
-    type Value = ();
+impl<'de> Visitor<'de> for ReadId<'_> {
+    type Value = Option<&'de str>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an access key id")
     }
 
-    fn visit_str<E: de::Error>(self, id: &str) -> std::result::Result<(), E> {
+    fn visit_borrowed_str<E: de::Error>(self, id: &'de str) -> std::result::Result<Self::Value, E> {
+        Ok(Some(id))
+    }
+
+    fn visit_str<E: de::Error>(self, id: &str) -> std::result::Result<Self::Value, E> {
+        self.0.clear();
         self.0.push_str(id);
-        Ok(())
+        Ok(None)
     }
 }
 
-/// A byte count: a non-negative integer. The server `Math.round`s, but an integral float
-/// (`1.0`, `1e3`) is accepted too rather than failing a whole response over its spelling.
+/// Builds a [`TransferMetrics`] one decoded pair at a time — for the scanner, the serde
+/// visitor and `FromIterator` alike, so that a repeated id means the same on every path: its
+/// last value, at its first position.
+#[derive(Default)]
+struct TransferBuilder {
+    /// Every id back to back, each valid UTF-8 (the callers see to it): the scanner hands
+    /// over bytes it has checked, so that an ASCII id needs no `str` conversion of its own.
+    ids: Vec<u8>,
+    /// Per id: where it ends in `ids`, and its byte count.
+    entries: Vec<(usize, u64)>,
+    /// `(length, value)` of the last [`short_number`] id, while those have come in strictly
+    /// ascending order. That is the server's order (JavaScript enumerates integer keys
+    /// first, ascending), and ids in it cannot repeat each other, so they need no table:
+    /// only the other ids go into `table`, and a body from the server costs one comparison
+    /// per key.
+    last_number: Option<(usize, u64)>,
+    /// Set by the first number out of that order: from then on every id is in `table`.
+    all_in_table: bool,
+    table: IdTable,
+}
+
+impl TransferBuilder {
+    fn insert(&mut self, id: &str, bytes: u64) -> std::result::Result<(), TooManyIds> {
+        self.insert_checked(id.as_bytes(), short_number(id.as_bytes()), bytes)
+    }
+
+    /// `id` must be valid UTF-8 and `number` its [`short_number`].
+    fn insert_checked(
+        &mut self,
+        id: &[u8],
+        number: Option<u64>,
+        bytes: u64,
+    ) -> std::result::Result<(), TooManyIds> {
+        if !self.all_in_table
+            && let Some(value) = number
+        {
+            let key = (id.len(), value);
+            if self.last_number.is_none_or(|last| last < key) {
+                self.last_number = Some(key);
+                self.push(id, bytes);
+                return Ok(());
+            }
+            self.all_in_table = true;
+            let listing = Listing {
+                ids: &self.ids,
+                entries: &self.entries,
+            };
+            for index in 0..self.entries.len() {
+                let earlier = listing.id(index);
+                if short_number(earlier).is_some() {
+                    let hash = self.table.hash(earlier);
+                    self.table.insert(listing, hash, index)?;
+                }
+            }
+        }
+        let hash = self.table.hash(id);
+        let listing = Listing {
+            ids: &self.ids,
+            entries: &self.entries,
+        };
+        if let Some(index) = self.table.find(listing, hash, id) {
+            self.entries[index].1 = bytes;
+            return Ok(());
+        }
+        let index = self.entries.len();
+        IdTable::slot_value(index)?;
+        self.push(id, bytes);
+        let listing = Listing {
+            ids: &self.ids,
+            entries: &self.entries,
+        };
+        self.table.insert(listing, hash, index)
+    }
+
+    fn push(&mut self, id: &[u8], bytes: u64) {
+        self.ids.extend_from_slice(id);
+        self.entries.push((self.ids.len(), bytes));
+    }
+
+    fn finish(self) -> TransferMetrics {
+        // One pass over the ids alone, never over the body; it cannot fail, every id having
+        // been checked on its way in.
+        let ids = String::from_utf8(self.ids)
+            .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+        TransferMetrics {
+            ids,
+            entries: self.entries,
+        }
+    }
+}
+
+/// The value of an id of 1 to 19 ASCII digits — what the server writes for ids it
+/// numbered — or `None`. By `(length, value)` such ids are ordered as their bytes are, so
+/// a strictly ascending run of them has no repeat.
+fn short_number(id: &[u8]) -> Option<u64> {
+    if id.is_empty() || id.len() > 19 {
+        return None;
+    }
+    id.iter().try_fold(0u64, |value, &byte| {
+        let digit = byte.wrapping_sub(b'0');
+        (digit < 10).then(|| value * 10 + u64::from(digit))
+    })
+}
+
+/// The ids of a [`TransferMetrics`] being built.
+#[derive(Clone, Copy)]
+struct Listing<'a> {
+    ids: &'a [u8],
+    entries: &'a [(usize, u64)],
+}
+
+impl<'a> Listing<'a> {
+    fn id(self, index: usize) -> &'a [u8] {
+        let start = index
+            .checked_sub(1)
+            .map_or(0, |previous| self.entries[previous].0);
+        &self.ids[start..self.entries[index].0]
+    }
+}
+
+/// The entries of a [`TransferMetrics`] being built, by id: open addressing with linear
+/// probing over entry indices, the ids themselves staying in the one buffer.
+#[derive(Default)]
+struct IdTable {
+    /// 0 for an empty slot, otherwise an entry index + 1.
+    slots: Vec<u32>,
+    filled: usize,
+    /// Keyed afresh for every decode, so that ids chosen to collide cannot make it
+    /// quadratic.
+    hasher: RandomState,
+}
+
+impl IdTable {
+    fn hash(&self, id: &[u8]) -> u64 {
+        self.hasher.hash_one(id)
+    }
+
+    fn find(&self, listing: Listing<'_>, hash: u64, id: &[u8]) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut slot = Self::home(hash, mask);
+        loop {
+            let index = self.slots[slot].checked_sub(1)? as usize;
+            if listing.id(index) == id {
+                return Some(index);
+            }
+            slot = (slot + 1) & mask;
+        }
+    }
+
+    fn slot_value(index: usize) -> std::result::Result<u32, TooManyIds> {
+        index
+            .checked_add(1)
+            .and_then(|slot| u32::try_from(slot).ok())
+            .ok_or(TooManyIds)
+    }
+
+    /// Records entry `index`, whose id is not in the table yet.
+    fn insert(
+        &mut self,
+        listing: Listing<'_>,
+        hash: u64,
+        index: usize,
+    ) -> std::result::Result<(), TooManyIds> {
+        let value = Self::slot_value(index)?;
+        // At most three quarters full, so that probe runs stay short.
+        if (self.filled + 1) * 4 > self.slots.len() * 3 {
+            let grown = vec![0; (self.slots.len() * 2).max(16)];
+            let old = std::mem::replace(&mut self.slots, grown);
+            for value in old.into_iter().filter(|&value| value != 0) {
+                let hash = self.hash(listing.id(value as usize - 1));
+                self.place(hash, value);
+            }
+        }
+        self.place(hash, value);
+        self.filled += 1;
+        Ok(())
+    }
+
+    fn place(&mut self, hash: u64, value: u32) {
+        let mask = self.slots.len() - 1;
+        let mut slot = Self::home(hash, mask);
+        while self.slots[slot] != 0 {
+            slot = (slot + 1) & mask;
+        }
+        self.slots[slot] = value;
+    }
+
+    fn home(hash: u64, mask: usize) -> usize {
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "only the bits under the mask are used"
+        )]
+        let low = hash as usize;
+        low & mask
+    }
+}
+
+/// More distinct ids than an entry index in the table can count.
+#[derive(Debug)]
+struct TooManyIds;
+
+impl fmt::Display for TooManyIds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("more than 4 294 967 294 distinct access key ids")
+    }
+}
+
+/// A byte count, read as `u64` reads it: an integer literal in `0..=u64::MAX`. The server
+/// writes `Math.round`ed integers, which JavaScript spells without a fraction or exponent
+/// below 10²¹; any literal with one (`1.0`, `1e3`) is refused, because its float value
+/// cannot tell `1.0000000000000001` or `1e-400` from a whole number.
 struct ByteCount;
 
 impl<'de> DeserializeSeed<'de> for ByteCount {
@@ -544,116 +772,263 @@ impl Visitor<'_> for ByteCount {
     fn visit_i64<E: de::Error>(self, value: i64) -> std::result::Result<u64, E> {
         u64::try_from(value).map_err(|_| E::invalid_value(de::Unexpected::Signed(value), &self))
     }
-
-    fn visit_f64<E: de::Error>(self, value: f64) -> std::result::Result<u64, E> {
-        // 2^64 as f64; anything at or above it does not fit.
-        const LIMIT: f64 = 18_446_744_073_709_551_616.0;
-        if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value < LIMIT {
-            #[allow(
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss,
-                reason = "checked above: integral, non-negative and below 2^64"
-            )]
-            return Ok(value as u64);
-        }
-        Err(E::invalid_value(de::Unexpected::Float(value), &self))
-    }
 }
 
 /// The fast path of [`TransferMetrics::from_json`]: the shape every Outline server sends,
-/// `{"bytesTransferredByUserId":{"<id>":<integer>,…}}` with any JSON whitespace, scanned in
-/// one pass with both buffers sized up front. `None` for anything else — an escape in an
-/// id, a float or negative count, another field, a syntax error — and serde decides, with
-/// its error messages; so this accepts nothing the serde path would not, with the same
-/// result.
+/// `{"bytesTransferredByUserId":{"<id>":<integer>,…}}` with any JSON whitespace, read in one
+/// pass that keeps only what it has checked — each id as UTF-8 the way serde_json checks it,
+/// each count as `u64` reads it. `None` for anything else — another field, a float or
+/// negative count, a syntax error — and serde decides, with its error messages; so this
+/// accepts nothing the serde path would not, with the same result.
 fn scan_transfer(body: &[u8]) -> Option<TransferMetrics> {
     const FIELD: &[u8] = b"\"bytesTransferredByUserId\"";
-    let text = std::str::from_utf8(body).ok()?;
-    let body = text.as_bytes();
-    let mut at = 0;
-    let skip_ws = |at: &mut usize| {
-        while body
-            .get(*at)
-            .is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
-        {
-            *at += 1;
-        }
-    };
-    let expect = |at: &mut usize, byte: u8| {
-        skip_ws(at);
-        (body.get(*at) == Some(&byte)).then(|| *at += 1)
-    };
-    expect(&mut at, b'{')?;
-    skip_ws(&mut at);
+    let mut at = step_over(body, 0, b'{')?;
+    at = skip_whitespace(body, at);
     body.get(at..)?.starts_with(FIELD).then_some(())?;
-    at += FIELD.len();
-    expect(&mut at, b':')?;
-    expect(&mut at, b'{')?;
+    at = step_over(body, at + FIELD.len(), b':')?;
+    at = step_over(body, at, b'{')?;
+    at = skip_whitespace(body, at);
 
-    // One `:` per key (an id holding one only over-reserves): the entries are allocated
-    // once, at their final size. The ids buffer grows; an estimate from the body would
-    // count the digits of the values too.
-    let keys = body[at..].iter().filter(|&&b| b == b':').count();
-    let mut metrics = TransferMetrics {
-        ids: String::new(),
-        entries: Vec::with_capacity(keys),
-    };
-    skip_ws(&mut at);
+    // Nothing is reserved ahead: both buffers grow with what has been read.
+    let mut builder = TransferBuilder::default();
     if body.get(at) == Some(&b'}') {
         at += 1;
     } else {
         loop {
-            expect(&mut at, b'"')?;
-            let start = at;
-            let len = body[start..]
-                .iter()
-                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
-            at = start + len;
-            if body[at] != b'"' {
-                return None; // an escape or a control character: serde's job
-            }
-            // UTF-8 was checked above; the quote cannot split a character.
-            metrics.ids.push_str(text.get(start..at)?);
-            at += 1;
-            expect(&mut at, b':')?;
-            skip_ws(&mut at);
-            // One pass over the digits; 19 of them cannot overflow a u64, a 20th can.
-            let first = at;
-            let mut value: u64 = 0;
-            while let Some(&byte) = body.get(at) {
-                let digit = byte.wrapping_sub(b'0');
-                if digit > 9 {
-                    break;
-                }
-                value = if at - first < 19 {
-                    value * 10 + u64::from(digit)
-                } else {
-                    value.checked_mul(10)?.checked_add(u64::from(digit))?
-                };
-                at += 1;
-            }
-            let digits = at - first;
-            if digits == 0 || (digits > 1 && body[first] == b'0') {
-                return None;
-            }
-            if matches!(body.get(at), Some(b'.' | b'e' | b'E')) {
-                return None; // an integral float is accepted, by the serde path
-            }
-            metrics.entries.push((metrics.ids.len(), value));
-            skip_ws(&mut at);
-            match body.get(at) {
-                Some(b',') => at += 1,
+            at = step_over(body, at, b'"')?;
+            let (id, number, after_id) = scan_id(body, at)?;
+            at = step_over(body, after_id, b':')?;
+            let (bytes, after_count) = scan_count(body, skip_whitespace(body, at))?;
+            builder.insert_checked(&id, number, bytes).ok()?;
+            at = match body.get(after_count) {
+                Some(b',') => after_count + 1,
                 Some(b'}') => {
-                    at += 1;
+                    at = after_count + 1;
                     break;
                 }
-                _ => return None,
-            }
+                _ => {
+                    let next = skip_whitespace(body, after_count);
+                    match body.get(next) {
+                        Some(b',') => next + 1,
+                        Some(b'}') => {
+                            at = next + 1;
+                            break;
+                        }
+                        _ => return None,
+                    }
+                }
+            };
         }
     }
-    expect(&mut at, b'}')?;
-    skip_ws(&mut at);
-    (at == body.len()).then_some(metrics)
+    at = step_over(body, at, b'}')?;
+    (skip_whitespace(body, at) == body.len()).then(|| builder.finish())
+}
+
+/// The first position from `at` that is not JSON whitespace.
+fn skip_whitespace(body: &[u8], mut at: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = body.get(at) {
+        at += 1;
+    }
+    at
+}
+
+/// The position after `byte`, which comes at `at` after any whitespace; `None` if another
+/// byte does.
+fn step_over(body: &[u8], at: usize, byte: u8) -> Option<usize> {
+    if body.get(at) == Some(&byte) {
+        return Some(at + 1);
+    }
+    let at = skip_whitespace(body, at);
+    (body.get(at) == Some(&byte)).then_some(at + 1)
+}
+
+/// Ids longer than this are searched for their end with `memchr` rather than byte by byte,
+/// which is quicker for the short ids servers send.
+const LONG_ID: usize = 32;
+
+/// The id whose opening quote is just before `start`: its bytes, checked as serde_json
+/// checks a string, its [`short_number`], and the position after its closing quote; `None`
+/// where serde_json would refuse it.
+fn scan_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+    // An id shorter than eight bytes, as servers write them, is read in one word: its end
+    // is the first quote, backslash or control byte, and only a quote ends it here.
+    if let Some(chunk) = body.get(start..start + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let stops = zero_bytes(word ^ 0x2222_2222_2222_2222)
+            | zero_bytes(word ^ 0x5c5c_5c5c_5c5c_5c5c)
+            | (word.wrapping_sub(0x2020_2020_2020_2020) & !word & 0x8080_8080_8080_8080);
+        let length = (stops.trailing_zeros() / 8) as usize;
+        if length < 8 && body[start + length] == b'"' {
+            let id = &body[start..start + length];
+            let before_quote = (1u64 << (8 * length)) - 1;
+            if word & before_quote & 0x8080_8080_8080_8080 != 0 {
+                std::str::from_utf8(id).ok()?;
+            }
+            let number = (length > 0 && digit_run(word) >= length).then(|| {
+                eight_digits(word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - length)))
+            });
+            return Some((Cow::Borrowed(id), number, start + length + 1));
+        }
+    }
+    let mut at = start;
+    let mut value: u64 = 0;
+    let mut digits_only = true;
+    let mut seen: u8 = 0;
+    loop {
+        let byte = *body.get(at)?;
+        match byte {
+            b'"' => break,
+            b'\\' => return scan_escaped_id(body, start),
+            0..=0x1f => return None,
+            _ => {}
+        }
+        seen |= byte;
+        let digit = byte.wrapping_sub(b'0');
+        if digit < 10 {
+            value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        } else {
+            digits_only = false;
+        }
+        at += 1;
+        if at - start == LONG_ID {
+            return scan_long_id(body, start);
+        }
+    }
+    let id = &body[start..at];
+    if seen >= 0x80 {
+        std::str::from_utf8(id).ok()?;
+    }
+    // Exactly [`short_number`]: an id must fall on the same side however it is spelled.
+    let number = (digits_only && (1..=19).contains(&id.len())).then_some(value);
+    Some((Cow::Borrowed(id), number, at + 1))
+}
+
+/// [`scan_id`] for an id of [`LONG_ID`] bytes or more.
+fn scan_long_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+    let end = start + memchr::memchr2(b'"', b'\\', body.get(start..)?)?;
+    if body[end] == b'\\' {
+        return scan_escaped_id(body, start);
+    }
+    let id = &body[start..end];
+    if id.iter().any(|&b| b < 0x20) {
+        return None;
+    }
+    std::str::from_utf8(id).ok()?;
+    Some((Cow::Borrowed(id), None, end + 1))
+}
+
+/// [`scan_id`] for an id with an escape: finds the closing quote, skipping every escaped
+/// byte, and lets serde_json read that one literal, with its own rules for `\u` escapes
+/// and surrogate pairs.
+fn scan_escaped_id(body: &[u8], start: usize) -> Option<(Cow<'_, [u8]>, Option<u64>, usize)> {
+    let rest = body.get(start..)?;
+    let mut end = memchr::memchr2(b'"', b'\\', rest)?;
+    while rest[end] == b'\\' {
+        let after_escape = end + 2;
+        end = after_escape + memchr::memchr2(b'"', b'\\', rest.get(after_escape..)?)?;
+    }
+    let literal = body.get(start - 1..start + end + 1)?;
+    let id: String = serde_json::from_slice(literal).ok()?;
+    let number = short_number(id.as_bytes());
+    Some((Cow::Owned(id.into_bytes()), number, start + end + 1))
+}
+
+/// A byte count at `start` as `u64` reads it — digits without a leading zero, no sign, no
+/// fraction, no exponent, at most `u64::MAX` — and the position after it. Eight digits at a
+/// time while eight bytes remain.
+fn scan_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
+    const POWERS_OF_TEN: [u64; 9] = [
+        1,
+        10,
+        100,
+        1_000,
+        10_000,
+        100_000,
+        1_000_000,
+        10_000_000,
+        100_000_000,
+    ];
+    let mut at = start;
+    let mut value: u64 = 0;
+    while let Some(chunk) = body.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let run = digit_run(word);
+        if run == 0 {
+            break;
+        }
+        // The run's digits, shifted to the high bytes: the bytes left below are zeros.
+        let digits = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - run));
+        value = value
+            .checked_mul(POWERS_OF_TEN[run])?
+            .checked_add(eight_digits(digits))?;
+        at += run;
+        if run < 8 {
+            break;
+        }
+    }
+    while let Some(&byte) = body.get(at) {
+        let digit = byte.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(digit))?;
+        at += 1;
+    }
+    let digits = at - start;
+    if digits == 0 || (digits > 1 && body[start] == b'0') {
+        return None;
+    }
+    if let Some(b'.' | b'e' | b'E') = body.get(at) {
+        return None;
+    }
+    Some((value, at))
+}
+
+/// How many of the eight bytes of `word` (first byte lowest) are ASCII digits before the
+/// first one that is not. A byte under `'0'` sets its top bit when `'0'` is subtracted, one
+/// over `'9'` when `0x46` is added; the borrows and carries this makes only run upward, from
+/// a byte that is not a digit, so the run below it is read exactly.
+fn digit_run(word: u64) -> usize {
+    let below = word.wrapping_sub(0x3030_3030_3030_3030);
+    let above = word.wrapping_add(0x4646_4646_4646_4646);
+    let not_digits = (below | above) & 0x8080_8080_8080_8080;
+    (not_digits.trailing_zeros() / 8) as usize
+}
+
+/// The high bit of the first zero byte of `word` (first byte lowest), and perhaps of later
+/// bytes, which are never read: a borrow runs upward only from a zero byte.
+fn zero_bytes(word: u64) -> u64 {
+    word.wrapping_sub(0x0101_0101_0101_0101) & !word & 0x8080_8080_8080_8080
+}
+
+/// The number eight digit values (0–9, most significant in the lowest byte) make.
+fn eight_digits(digits: u64) -> u64 {
+    // Pairs, then fours, then all eight, each step in place in wider lanes.
+    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8) & 0x00ff_00ff_00ff_00ff;
+    let fours = pairs.wrapping_mul(100).wrapping_add(pairs >> 16) & 0x0000_ffff_0000_ffff;
+    fours.wrapping_mul(10_000).wrapping_add(fours >> 32) & 0xffff_ffff
+}
+
+/// The two decoders behind [`TransferMetrics::from_json`], one at a time, for the
+/// differential tests and the measurement in `tests/`. Not part of the API.
+#[doc(hidden)]
+pub mod transfer_decoders {
+    use super::{BACKEND, Result, TransferMetrics, TransferResponse};
+
+    /// The hand-written scanner: `None` where it leaves the body to [`serde`].
+    pub fn scan(body: &[u8]) -> Option<TransferMetrics> {
+        super::scan_transfer(body)
+    }
+
+    /// serde_json through the same visitor, with the pipeline's decode errors.
+    ///
+    /// # Errors
+    ///
+    /// As [`TransferMetrics::from_json`].
+    pub fn serde(body: &[u8]) -> Result<TransferMetrics> {
+        let response: TransferResponse = metrics_core::http::decode_json(BACKEND, body)?;
+        Ok(response.bytes_transferred_by_user_id)
+    }
 }
 
 #[derive(Deserialize)]
@@ -847,8 +1222,10 @@ impl FromStr for Since {
         if !digits(whole) || (number.contains('.') && !digits(fraction)) {
             return Err(invalid());
         }
-        // Exact arithmetic in parts per 10^9: a fraction finer than that cannot give a
-        // whole number of seconds with these units anyway.
+        // Exact arithmetic in parts per 10^9. Trailing zeros change nothing; past them, a
+        // fraction finer than 10^-7 cannot give a whole number of seconds with these units
+        // (604 800 = 2^7 · 3^3 · 5^2 · 7), so one finer than 10^-9 is refused unread.
+        let fraction = fraction.trim_end_matches('0');
         if fraction.len() > 9 {
             return Err(invalid());
         }
@@ -1090,6 +1467,10 @@ mod tests {
             ("2w", 1_209_600),
             ("3299700s", 3_299_700),
             ("0.5d", 43_200),
+            ("1.0000000000h", 3600),
+            ("0.50000000000000000000000000d", 43_200),
+            ("1.0s", 1),
+            ("0001.10h", 3960),
         ] {
             assert_eq!(text.parse::<Since>().unwrap().as_secs(), seconds, "{text}");
         }
@@ -1127,9 +1508,10 @@ mod tests {
     #[test]
     fn transfer_visitor_edge_cases() {
         let parsed: TransferMetrics =
-            serde_json::from_str(r#"{"":1,"a\"b":2,"é":18446744073709551615,"x":3.0}"#).unwrap();
+            serde_json::from_str(r#"{"":1,"a\"b":2,"é":18446744073709551615,"x":3}"#).unwrap();
         let collected: Vec<_> = parsed.iter().collect();
         assert_eq!(collected, [("", 1), ("a\"b", 2), ("é", u64::MAX), ("x", 3)]);
+        assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":3.0}"#).is_err());
         assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":-1}"#).is_err());
         assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":1.5}"#).is_err());
         assert!(serde_json::from_str::<TransferMetrics>(r#"{"a":"1"}"#).is_err());
@@ -1204,6 +1586,7 @@ mod tests {
             r#"{"bytesTransferredByUserId":{"0":76609,"alpha-key":365474,"10":5958113497}}"#,
             " {\n \"bytesTransferredByUserId\" : {\n  \"1\" : 0 ,\t\"\" : 18446744073709551615\r\n }\n}\n",
             r#"{"bytesTransferredByUserId":{"ключ":1,"a:b":2,"1":3,"1":4}}"#,
+            r#"{"bytesTransferredByUserId":{"a\"b":1,"\u0041":2,"\\":3,"\ud83d\ude00\/":4}}"#,
         ] {
             let scanned = scan_transfer(body.as_bytes());
             assert!(scanned.is_some(), "the scanner should take {body:?}");
@@ -1218,17 +1601,19 @@ mod tests {
     #[test]
     fn transfer_scanner_leaves_the_unusual_to_serde() {
         for body in [
-            // Accepted by serde, with its own reading: escapes, integral floats, other fields.
-            r#"{"bytesTransferredByUserId":{"a\"b":1,"\u0041":2}}"#,
-            r#"{"bytesTransferredByUserId":{"1":1.0,"2":1e3}}"#,
+            // Accepted by serde: other fields.
             r#"{"other":1,"bytesTransferredByUserId":{"1":1}}"#,
             r#"{"bytesTransferredByUserId":{"1":1},"other":[]}"#,
             // Rejected by serde, with its error: the scanner must not accept them either.
             r#"{"bytesTransferredByUserId":{"1":-1}}"#,
+            r#"{"bytesTransferredByUserId":{"1":1.0,"2":1e3}}"#,
             r#"{"bytesTransferredByUserId":{"1":01}}"#,
             r#"{"bytesTransferredByUserId":{"1":18446744073709551616}}"#,
             r#"{"bytesTransferredByUserId":{"1":1,}}"#,
             r#"{"bytesTransferredByUserId":{"1":1}"#,
+            r#"{"bytesTransferredByUserId":{"\ud800":1}}"#,
+            r#"{"bytesTransferredByUserId":{"\x":1}}"#,
+            r#"{"bytesTransferredByUserId":{"\"#,
             r#"{"bytesTransferredByUserId":{"1":1}}}"#,
             r#"{"bytesTransferredByUserId":{"1" 1}}"#,
             "{\"bytesTransferredByUserId\":{\"a\tb\":1}}",
@@ -1246,19 +1631,155 @@ mod tests {
         assert!(matches!(err, Error::Decode { .. }), "{err:?}");
     }
 
+    /// A repeated id: serde_json's maps and JavaScript's `JSON.parse` keep the last value,
+    /// at the first occurrence's position. Every accessor must agree on it, on both paths.
     #[test]
-    fn transfer_scanner_sizes_the_entries_once() {
-        let body: String = format!(
-            r#"{{"bytesTransferredByUserId":{{{}}}}}"#,
-            (0..1000)
-                .map(|i| format!(r#""{i}":{}"#, 1_000_000_000 + i))
-                .collect::<Vec<_>>()
-                .join(",")
+    fn transfer_repeated_ids_keep_the_last_value() {
+        for (body, expected) in [
+            (
+                r#"{"bytesTransferredByUserId":{"1":3,"1":4}}"#,
+                &[("1", 4)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"1":3,"\u0031":4}}"#,
+                &[("1", 4)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"1":1,"2":2,"a":3,"1":5,"":6,"a":7,"":8,"3":9,"2":0}}"#,
+                &[("1", 5), ("2", 0), ("a", 7), ("", 8), ("3", 9)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"10":1,"9":2,"10":3}}"#,
+                &[("10", 3), ("9", 2)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"12345678901234567890":1,"1234567890123456789\u0030":2}}"#,
+                &[("12345678901234567890", 2)][..],
+            ),
+            (
+                r#"{"bytesTransferredByUserId":{"1":1,"\u0031":2,"2":3}}"#,
+                &[("1", 2), ("2", 3)][..],
+            ),
+        ] {
+            for metrics in [
+                TransferMetrics::from_json(body.as_bytes()).unwrap(),
+                via_serde(body).unwrap(),
+            ] {
+                assert_eq!(metrics.iter().collect::<Vec<_>>(), expected, "{body}");
+                assert_eq!(metrics.len(), expected.len(), "{body}");
+                assert_eq!(
+                    metrics.total(),
+                    expected.iter().map(|(_, bytes)| bytes).sum::<u64>(),
+                    "{body}"
+                );
+                for (id, bytes) in expected {
+                    assert_eq!(metrics.get(id), Some(*bytes), "{body}: {id}");
+                    assert_eq!(metrics.to_map()[*id], *bytes, "{body}: {id}");
+                }
+            }
+        }
+        let collected: TransferMetrics = [("x", 1), ("y", 2), ("x", 3)].into_iter().collect();
+        assert_eq!(collected.iter().collect::<Vec<_>>(), [("x", 3), ("y", 2)]);
+    }
+
+    /// A byte count is read as `u64` reads it: a fraction or an exponent is refused whatever
+    /// its value, since a float cannot tell `1.0000000000000001` from `1`.
+    #[test]
+    fn transfer_counts_with_a_fraction_or_exponent_are_refused() {
+        for literal in [
+            "1.0000000000000001",
+            "4.9999999999999999",
+            "1e-400",
+            "1e400",
+            "1.0",
+            "1e3",
+            "1E3",
+            "0.0",
+            "0e0",
+            "1.5",
+            "-0",
+            "-0.0",
+            "-1",
+            "01",
+            "00",
+            "18446744073709551616",
+            "18446744073709551615.0",
+            "99999999999999999999999999999999999999",
+        ] {
+            let body = format!(r#"{{"bytesTransferredByUserId":{{"1":{literal}}}}}"#);
+            assert!(via_serde(&body).is_none(), "serde took {literal}");
+            assert!(
+                TransferMetrics::from_json(body.as_bytes()).is_err(),
+                "from_json took {literal}"
+            );
+        }
+        for (literal, value) in [("0", 0), ("18446744073709551615", u64::MAX), ("7", 7)] {
+            let body = format!(r#"{{"bytesTransferredByUserId":{{"1":{literal}}}}}"#);
+            assert_eq!(via_serde(&body).unwrap().get("1"), Some(value));
+            assert_eq!(
+                TransferMetrics::from_json(body.as_bytes())
+                    .unwrap()
+                    .get("1"),
+                Some(value)
+            );
+        }
+    }
+
+    /// The eight-at-a-time digit reading against the plain one, for every run length and
+    /// every byte that can end it.
+    #[test]
+    fn transfer_counts_read_eight_digits_at_a_time_exactly() {
+        let reference = |text: &[u8]| -> Option<(u64, usize)> {
+            let end = text
+                .iter()
+                .position(|b| !b.is_ascii_digit())
+                .unwrap_or(text.len());
+            let digits = std::str::from_utf8(&text[..end]).ok()?;
+            if end == 0 || (end > 1 && text[0] == b'0') {
+                return None;
+            }
+            if let Some(b'.' | b'e' | b'E') = text.get(end) {
+                return None;
+            }
+            Some((digits.parse().ok()?, end))
+        };
+        for digits in [
+            "18446744073709551615",
+            "98765432109876543210",
+            "10000000000000000000",
+        ] {
+            for length in 0..=digits.len() {
+                for end in 0..=255u8 {
+                    for padding in [0, 7] {
+                        let mut text = digits.as_bytes()[..length].to_vec();
+                        text.push(end);
+                        text.extend(std::iter::repeat_n(b' ', padding));
+                        assert_eq!(
+                            scan_count(&text, 0),
+                            reference(&text),
+                            "{:?}",
+                            String::from_utf8_lossy(&text)
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// No allocation is sized by counting a byte of the body: an id made of `:` once
+    /// reserved one entry per colon.
+    #[test]
+    fn transfer_entries_grow_with_the_ids_not_with_a_byte_count() {
+        let body = format!(
+            r#"{{"bytesTransferredByUserId":{{"{}":1,"a":2}}}}"#,
+            ":".repeat(1 << 20)
         );
-        let metrics = scan_transfer(body.as_bytes()).unwrap();
-        assert_eq!(metrics.len(), 1000);
-        assert_eq!(metrics.entries.capacity(), 1000);
-        assert_eq!(metrics.get("999"), Some(1_000_000_999));
-        assert_eq!(Some(metrics), via_serde(&body));
+        let metrics = TransferMetrics::from_json(body.as_bytes()).unwrap();
+        assert_eq!(metrics.len(), 2);
+        assert!(
+            metrics.entries.capacity() < 64,
+            "{} entries reserved for 2 ids",
+            metrics.entries.capacity()
+        );
     }
 }

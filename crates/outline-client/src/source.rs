@@ -72,6 +72,10 @@ impl MetricsSource for OutlineClient {
         BACKEND
     }
 
+    fn endpoint(&self) -> Option<String> {
+        Some(Self::endpoint(self).to_owned())
+    }
+
     async fn collect(&self, query: &Query) -> Result<Vec<Series>> {
         query.validate(BACKEND)?;
         let now = Utc::now();

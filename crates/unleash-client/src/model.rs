@@ -6,6 +6,11 @@
 //! shapes changed between v2, v3, 4.x and 8.x; every field that some version omits or nulls
 //! is an `Option` (or defaults to empty), and unknown fields are ignored so that a newer server
 //! does not break this client.
+//!
+//! Lenient is not blind: the list (or map) a response is made of — `applications`,
+//! `instances`, `data`, `lastHourUsage`, `unknownFlags`, … — must be there (it may be
+//! `null`). An object without it, such as a 200 with `{"error":"maintenance"}` from a proxy,
+//! is an [`Error::Decode`](metrics_core::Error::Decode), not an empty success.
 
 use std::collections::BTreeMap;
 
@@ -244,7 +249,7 @@ pub struct YesNo {
 #[non_exhaustive]
 pub struct Applications {
     /// The applications on this page.
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub applications: Vec<Application>,
     /// How many applications match the query (all pages). Sent by 5.10+; for older servers
     /// the client fills it in from the list it filtered itself.
@@ -515,7 +520,7 @@ pub struct ApplicationOverview {
     #[serde(default)]
     pub feature_count: u64,
     /// Per environment: instances and SDKs.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub environments: Vec<OverviewEnvironment>,
     /// Application-wide issues.
     #[serde(default)]
@@ -578,7 +583,7 @@ pub struct OverviewIssues {
 #[non_exhaustive]
 pub struct ApplicationInstances {
     /// The instances.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub instances: Vec<InstanceSummary>,
 }
 
@@ -615,10 +620,10 @@ pub struct FeatureMetrics {
     #[serde(default)]
     pub feature_name: String,
     /// One entry per environment, summing the last hour's rows.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub last_hour_usage: Vec<EnvironmentUsage>,
     /// Applications that reported the flag, sorted — this replaces the legacy `seen-apps`.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub seen_applications: Vec<String>,
 }
 
@@ -663,7 +668,7 @@ pub struct RawFeatureMetrics {
     pub maturity: Option<String>,
     /// One entry per environment × application × hour, oldest first; hours without data are
     /// zero-filled (and have no `variants`).
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub data: Vec<FeatureUsage>,
 }
 
@@ -714,7 +719,7 @@ pub struct FeatureUsage {
 #[non_exhaustive]
 pub struct UnknownFlags {
     /// The flags.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub unknown_flags: Vec<UnknownFlag>,
 }
 
@@ -783,10 +788,10 @@ pub struct AppSeenToggles {
 #[non_exhaustive]
 pub struct FeatureToggleMetrics {
     /// Counts of the last hour per flag.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub last_hour: BTreeMap<String, YesNo>,
     /// Counts of the last minute per flag.
-    #[serde(default, deserialize_with = "null_as_default")]
+    #[serde(deserialize_with = "null_as_default")]
     pub last_minute: BTreeMap<String, YesNo>,
 }
 
@@ -796,10 +801,10 @@ pub struct FeatureToggleMetrics {
 #[non_exhaustive]
 pub struct FeatureToggleWindow {
     /// Counts of the last hour.
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub last_hour: YesNo,
     /// Counts of the last minute.
-    #[serde(default)]
+    #[serde(deserialize_with = "null_as_default")]
     pub last_minute: YesNo,
 }
 

@@ -31,8 +31,10 @@ use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use metrics_core::{Error, MetricsSource, Query, Result, Series, SeriesKind, TimeRange, Unit};
 
 use crate::BACKEND;
-use crate::client::{MAX_HOURS_BACK, ServerVersion, UnleashClient};
+use crate::admin::MAX_HOURS_BACK;
+use crate::client::UnleashClient;
 use crate::model::RawFeatureMetrics;
+use crate::versions::ServerVersion;
 
 /// Yes/no evaluations per flag, application, environment and hour.
 pub const EVALUATIONS: &str = "unleash_feature_evaluations";

@@ -7,7 +7,10 @@ use httpmock::Method::{GET, POST};
 use httpmock::MockServer;
 use metrics_core::{ClientOptions, Error, RetryConfig};
 use serde_json::Value;
-use unleash_client::{ApplicationsQuery, MetricsBucket, ServerVersion, ToggleCount, UnleashClient};
+use unleash_client::{
+    ApplicationsQuery, Diagnosis, MetricsBucket, ServerVersion, ToggleCount, UnleashClient,
+    UnleashError,
+};
 
 const ADMIN: &str = "*:*.unleash-insecure-admin-api-token";
 const CLIENT: &str = "default:development.unleash-insecure-api-token";
@@ -509,7 +512,7 @@ async fn older_servers_use_their_paths() {
 }
 
 #[tokio::test]
-async fn a_404_from_a_server_without_the_endpoint_is_unsupported() {
+async fn a_404_on_a_path_the_configured_version_has_is_not_found_naming_it() {
     let server = MockServer::start_async().await;
     server
         .mock_async(|when, then| {
@@ -524,17 +527,98 @@ async fn a_404_from_a_server_without_the_endpoint_is_unsupported() {
         .feature_metrics("my-flag")
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Error::Unsupported {
-                status: Some(404),
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("Cannot GET"), "{err}");
+    assert_eq!(
+        err.detail::<UnleashError>().unwrap().diagnosis,
+        Some(Diagnosis::NoSuchEndpoint {
+            request: "GET /api/admin/client-metrics/features/my-flag".into(),
+            configured: ServerVersion::LATEST,
+        })
+    );
+}
+
+#[tokio::test]
+async fn a_seed_era_404_names_the_path_requested_and_does_not_contradict_the_version() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/api/client/seen-toggles");
+            then.status(404)
+                .header("content-type", "text/html; charset=utf-8")
+                .body("<!DOCTYPE html><html><body><pre>Cannot GET /api/client/seen-toggles</pre></body></html>");
+        })
+        .await;
+    let v2 = ServerVersion::new(2, 0, 0);
+    let err = client_for(&server, v2).seen_toggles().await.unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(text.contains("GET /api/client/seen-toggles"), "{text}");
+    assert!(!text.contains("/api/admin/metrics/seen-toggles"), "{text}");
+    assert!(!text.contains("needs Unleash v2"), "{text}");
+    assert_eq!(
+        err.detail::<UnleashError>().unwrap().diagnosis,
+        Some(Diagnosis::NoSuchEndpoint {
+            request: "GET /api/client/seen-toggles".into(),
+            configured: v2,
+        })
+    );
+}
+
+#[tokio::test]
+async fn an_object_without_its_list_is_a_decode_error_not_an_empty_success() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.method(GET);
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(r#"{"error":"maintenance"}"#);
+        })
+        .await;
+    let client = client(&server);
+    let decode = |result: Result<(), Error>, what: &str| match result {
+        Err(Error::Decode { .. }) => {}
+        other => panic!("{what}: expected a decode error, got {other:?}"),
+    };
+    decode(
+        client
+            .applications(&ApplicationsQuery::new())
+            .await
+            .map(drop),
+        "applications",
+    );
+    decode(
+        client.all_applications().await.map(drop),
+        "all_applications",
+    );
+    decode(client.application_overview("a").await.map(drop), "overview");
+    decode(
+        client
+            .application_instances("a", "development")
+            .await
+            .map(drop),
+        "instances",
+    );
+    decode(
+        client.feature_metrics("f").await.map(drop),
+        "feature_metrics",
+    );
+    decode(
+        client.feature_metrics_raw("f", 2).await.map(drop),
+        "feature_metrics_raw",
+    );
+    decode(client.unknown_flags().await.map(drop), "unknown_flags");
+    decode(client.application("a").await.map(drop), "application");
+    let v4 = client_for(&server, ServerVersion::new(4, 3, 0));
+    decode(
+        v4.applications(&ApplicationsQuery::new()).await.map(drop),
+        "applications v4.3",
+    );
+    decode(v4.feature_toggles().await.map(drop), "feature_toggles");
+    decode(v4.feature_toggle("f").await.map(drop), "feature_toggle");
+    decode(v4.seen_toggles().await.map(drop), "seen_toggles");
+    decode(v4.seen_apps().await.map(drop), "seen_apps");
 }
 
 #[tokio::test]
@@ -686,4 +770,55 @@ async fn a_5xx_retry_after_reaches_the_error() {
     assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(7)));
     assert!(err.to_string().contains("retry after 7s"), "{err}");
     assert_eq!(mock.calls_async().await, 1);
+}
+
+#[tokio::test]
+async fn all_applications_follows_the_pages_to_the_total() {
+    let apps = |from: usize, to: usize| {
+        let list: Vec<Value> = (from..to)
+            .map(|i| serde_json::json!({ "appName": format!("app-{i:04}") }))
+            .collect();
+        serde_json::json!({ "applications": list, "total": 1500 }).to_string()
+    };
+    let server = MockServer::start_async().await;
+    let first = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/api/admin/metrics/applications")
+                .query_param("offset", "0")
+                .query_param("limit", "1000");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(apps(0, 1000));
+        })
+        .await;
+    let second = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/api/admin/metrics/applications")
+                .query_param("offset", "1000")
+                .query_param("limit", "1000");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(apps(1000, 1500));
+        })
+        .await;
+    let all = client(&server).all_applications().await.unwrap();
+    assert_eq!(all.len(), 1500);
+    assert_eq!(all[1499].app_name, "app-1499");
+    first.assert_async().await;
+    second.assert_async().await;
+
+    // A server that answers the whole list without a total does not page: asked once.
+    let unpaged = MockServer::start_async().await;
+    let whole = unpaged
+        .mock_async(|when, then| {
+            when.method(GET).path("/api/admin/metrics/applications");
+            then.status(200)
+                .header("content-type", "application/json")
+                .body(r#"{"applications":[{"appName":"a"},{"appName":"b"}]}"#);
+        })
+        .await;
+    assert_eq!(client(&unpaged).all_applications().await.unwrap().len(), 2);
+    whole.assert_calls_async(1).await;
 }

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use metrics_core::reqwest;
 use metrics_core::{Error, MetricsSource, Query};
 use unleash_client::{
-    ApplicationsQuery, MetricsBucket, RecorderConfig, ServerVersion, UnleashClient,
+    ApplicationsQuery, Flushed, MetricsBucket, RecorderConfig, ServerVersion, UnleashClient,
 };
 
 struct Server {
@@ -210,7 +210,7 @@ async fn recorder_counts_are_read_back_exactly() {
     }
     // Let at least one background flush happen, then flush the rest at shutdown.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    recorder.shutdown().await.expect("last flush");
+    recorder.shutdown().await.into_result().expect("last flush");
     let status = recorder.status();
     assert_eq!(status.evaluations_sent, 64 + 24, "{status:?}");
     assert_eq!(status.evaluations_dropped, 0, "{status:?}");
@@ -430,7 +430,7 @@ async fn no_evaluation_is_lost_across_a_server_outage() {
     let recorder = client.start_recorder(RecorderConfig::new()).unwrap();
 
     recorder.count_many(&flag, 10, 5);
-    assert_eq!(recorder.flush().await.unwrap(), 15);
+    assert_eq!(recorder.flush().await.unwrap(), Flushed::Sent(15));
     // SIGTERM does not flush the server's 5 s buffer: wait until the first counts are stored.
     expect_counts(&client, &flag, &app, (10, 5)).await;
 
@@ -454,8 +454,8 @@ async fn no_evaluation_is_lost_across_a_server_outage() {
     assert!(
         status
             .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("could not connect")),
+            .as_ref()
+            .is_some_and(|e| e.to_string().contains("could not connect")),
         "{status:?}"
     );
     // Stay down for a while, so that the recorder backs off over several attempts.
@@ -477,10 +477,71 @@ async fn no_evaluation_is_lost_across_a_server_outage() {
     .await;
     assert_eq!(status.evaluations_sent, 25, "{status:?}");
     assert_eq!(status.evaluations_dropped, 0, "{status:?}");
-    recorder.shutdown().await.unwrap();
+    recorder.shutdown().await.into_result().unwrap();
 
     expect_counts(&client, &flag, &app, (17, 8)).await;
     // And it stays exact: nothing arrives twice later.
     tokio::time::sleep(Duration::from_secs(6)).await;
     assert_eq!(read_counts(&client, &flag, &app).await, (17, 8));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a real unleash-server: scripts/unleash-server.sh start"]
+async fn a_post_on_a_connection_the_stopped_server_closed_is_not_lost() {
+    let Some(server) = server() else { return };
+    let flag = unique("mh-closed");
+    create_flags(&server, &[&flag]).await;
+    let app = unique("mh-closed-app");
+    // The recorder's client keeps one pooled connection, used by its POSTs alone; reads go
+    // through another client.
+    let writer = client(&server, &app, Duration::from_secs(3600));
+    let reader = client(&server, &app, Duration::from_secs(3600));
+    let recorder = writer
+        .start_recorder(
+            RecorderConfig::new()
+                .with_register(false)
+                .with_jitter(Duration::ZERO),
+        )
+        .unwrap();
+
+    recorder.count_many(&flag, 10, 0);
+    assert_eq!(recorder.flush().await.unwrap(), Flushed::Sent(10));
+    let sent_at = Instant::now();
+    // SIGTERM does not flush the server's 5 s buffer: wait until the first counts are stored,
+    // and until 7 s after the POST, well inside the pool's 10 s idle window.
+    expect_counts(&reader, &flag, &app, (10, 0)).await;
+    tokio::time::sleep(Duration::from_secs(7).saturating_sub(sent_at.elapsed())).await;
+
+    run_script("stop-app").await;
+    recorder.count_many(&flag, 20, 0);
+    let err = recorder.flush().await.unwrap_err();
+    let Error::Incomplete { unsent, source, .. } = &err else {
+        panic!("the bucket was not kept: {err:?}")
+    };
+    // Whether the pool saw the close before the POST (connection refused) or wrote the POST
+    // on the closed connection (closed before any answer) is a race; neither loses counts.
+    eprintln!(
+        "POST to the stopped server: {:?} ({source})",
+        source.disposition().processing
+    );
+    assert_eq!(*unsent, 20);
+    assert!(
+        source.disposition().processing.is_not_processed(),
+        "{err:?}"
+    );
+    let status = recorder.status();
+    assert_eq!(
+        (status.buckets_dropped, status.evaluations_pending),
+        (0, 20),
+        "{status:?}"
+    );
+
+    run_script("start-app").await;
+    recorder.count_many(&flag, 30, 0);
+    assert_eq!(recorder.flush().await.unwrap(), Flushed::Sent(50));
+    assert!(recorder.shutdown().await.is_complete());
+    expect_counts(&reader, &flag, &app, (60, 0)).await;
+    // And it stays exact: nothing arrives twice later.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(read_counts(&reader, &flag, &app).await, (60, 0));
 }

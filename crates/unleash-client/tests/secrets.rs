@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use metrics_core::Error;
+use metrics_core::{Env, Error};
 use metrics_emulators::unleash::UnleashEmulator;
 use unleash_client::{RecorderConfig, ServerVersion, UnleashClient, UnleashClientBuilder};
 
@@ -48,7 +48,7 @@ async fn secrets_are_never_formatted() {
     recorder.count("f", true);
     assert_hidden(&format!("{recorder:?}"));
     assert_hidden(&format!("{:?}", recorder.status()));
-    recorder.shutdown().await.unwrap();
+    recorder.shutdown().await.into_result().unwrap();
 
     // The request carried the token verbatim, without `Bearer`.
     let sent = emulator
@@ -129,40 +129,52 @@ async fn recorder_needs_a_runtime_and_a_token() {
 
 #[test]
 fn from_env_reads_the_documented_variables() {
-    // Environment variables are process-wide and `set_var` is unsafe in edition 2024: the
-    // check runs in a child process of this test binary with the variables set.
-    if std::env::var("UNLEASH_CLIENT_FROM_ENV_CHILD").is_ok() {
-        let client = UnleashClientBuilder::from_env().build().unwrap();
-        assert_eq!(client.app_name(), "env-app");
-        assert_eq!(client.instance_id(), "env-instance");
-        assert_eq!(client.server_version(), ServerVersion::new(4, 19, 5));
-        assert_eq!(client.interval(), Duration::from_millis(15000));
-        assert_eq!(client.features(), ["a", "b"]);
-        return;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let status = std::process::Command::new(exe)
-        .args([
-            "--exact",
-            "from_env_reads_the_documented_variables",
-            "--nocapture",
-        ])
-        .env("UNLEASH_CLIENT_FROM_ENV_CHILD", "1")
-        .env("UNLEASH_URL", "http://127.0.0.1:4242/api")
-        .env("UNLEASH_API_TOKEN", API_SECRET)
-        .env("UNLEASH_ADMIN_TOKEN", ADMIN_SECRET)
-        .env("UNLEASH_APP_NAME", "env-app")
-        .env("UNLEASH_INSTANCE_ID", "env-instance")
-        .env("UNLEASH_SERVER_VERSION", "4.19.5")
-        .env("UNLEASH_METRICS_INTERVAL_MS", "15000")
-        .env("UNLEASH_FEATURES", "a, b,")
-        .output()
-        .unwrap();
-    // The child's own report stays out of this run's output unless it failed.
+    let env = Env::from_pairs([
+        ("UNLEASH_URL", "http://127.0.0.1:4242/api"),
+        ("UNLEASH_API_TOKEN", API_SECRET),
+        ("UNLEASH_ADMIN_TOKEN", ADMIN_SECRET),
+        ("UNLEASH_APP_NAME", "env-app"),
+        ("UNLEASH_INSTANCE_ID", "env-instance"),
+        ("UNLEASH_SERVER_VERSION", "4.19.5"),
+        ("UNLEASH_METRICS_INTERVAL_MS", "15000"),
+        ("UNLEASH_FEATURES", "a, b,"),
+    ]);
+    let builder = UnleashClientBuilder::from_env_with(&env);
+    assert_hidden(&format!("{builder:?}"));
+    let client = builder.build().unwrap();
+    assert_eq!(client.base_url(), "http://127.0.0.1:4242");
+    assert_eq!(client.app_name(), "env-app");
+    assert_eq!(client.instance_id(), "env-instance");
+    assert_eq!(client.server_version(), ServerVersion::new(4, 19, 5));
+    assert_eq!(client.interval(), Duration::from_millis(15000));
+    assert_eq!(client.features(), ["a", "b"]);
+
+    // A malformed value is reported by `build`, naming the variable.
+    let bad = Env::from_pairs([
+        ("UNLEASH_URL", "http://127.0.0.1:4242"),
+        ("UNLEASH_ADMIN_TOKEN", ADMIN_SECRET),
+        ("UNLEASH_METRICS_INTERVAL_MS", "soon"),
+    ]);
+    let err = UnleashClientBuilder::from_env_with(&bad)
+        .build()
+        .unwrap_err();
     assert!(
-        status.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&status.stdout),
-        String::from_utf8_lossy(&status.stderr)
+        err.to_string().contains("UNLEASH_METRICS_INTERVAL_MS"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_builder_debug_hides_a_password_in_the_url() {
+    let builder = UnleashClient::builder()
+        .with_url(format!(
+            "https://ops:{ADMIN_SECRET}@unleash.example.com/api"
+        ))
+        .with_admin_token(ADMIN_SECRET);
+    let shown = format!("{builder:?}");
+    assert_hidden(&shown);
+    assert!(
+        shown.contains("https://***@unleash.example.com/api"),
+        "{shown}"
     );
 }

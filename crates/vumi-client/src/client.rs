@@ -4,12 +4,15 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use metrics_core::http::{ErrorBody, HttpClient, Request, body_snippet, default_error_body};
+use metrics_core::http::{
+    ErrorBody, HttpClient, Request, Response, body_snippet, default_error_body, redact_url,
+};
 use metrics_core::reqwest::StatusCode;
 use metrics_core::reqwest::header::{HeaderMap, HeaderName, HeaderValue};
-use metrics_core::{Auth, ClientOptions, Error, Result, RetryConfig, Secret};
+use metrics_core::{Auth, ClientOptions, Env, Error, Result, RetryConfig, Secret};
 
 use crate::BACKEND;
+use crate::decode::decode;
 use crate::model::{FiredMetric, MetricName, MetricsData, MetricsQuery};
 
 /// The server's default `max_response_size`: the most data points one query may ask for.
@@ -58,6 +61,7 @@ pub struct VumiClient {
 
 struct Inner {
     http: HttpClient,
+    credentials: Credentials,
     owner: Option<HeaderValue>,
     max_points: Option<u64>,
     metrics: Vec<MetricName>,
@@ -96,25 +100,36 @@ impl VumiClient {
         self.inner.http.redacted_base_url()
     }
 
-    /// `GET <prefix>/metrics/`: the summarized series of the query's metrics.
+    /// `GET <prefix>/metrics/`: the summarized series of the query's metrics, in the order
+    /// asked for.
+    ///
+    /// A long list of metrics is split over several requests, one after the other: at most
+    /// 50 metrics each (the server pastes every metric into one graphite URL, and graphite
+    /// fails on long ones), and as few as the size limit ([`VumiClientBuilder::with_max_points`])
+    /// needs, since the server counts points × metrics per request. The answers are merged
+    /// in request order. The first failing request fails the query.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidInput`] before any request for everything
     /// [`MetricsQuery::validate`] checks; [`Error::Unauthenticated`] /
-    /// [`Error::Forbidden`] for rejected credentials; [`Error::Api`] with the server's
-    /// `reason` for other statuses (500 `Got error response interacting with metrics
-    /// backend` when graphite failed); [`Error::Decode`], [`Error::Timeout`],
-    /// [`Error::Transport`].
+    /// [`Error::Forbidden`] for rejected or missing credentials, naming the setting that
+    /// fixes them; [`Error::Api`] with the server's `reason` for other statuses (500 `Got
+    /// error response interacting with metrics backend` when graphite failed);
+    /// [`Error::Decode`], [`Error::Timeout`], [`Error::Transport`].
     pub async fn query(&self, query: &MetricsQuery) -> Result<MetricsData> {
-        let params = query.to_params(self.inner.max_points)?;
-        let request = params
-            .into_iter()
-            .fold(Request::get(METRICS_PATH), |request, (name, value)| {
-                request.with_query(name, value)
-            });
-        let response = self.inner.http.send(self.with_owner(request)).await?;
-        MetricsData::from_json(response.body(), &query.metrics())
+        let requests = query.requests(self.inner.max_points)?;
+        let mut series = Vec::new();
+        for params in requests {
+            let request = params
+                .into_iter()
+                .fold(Request::get(METRICS_PATH), |request, (name, value)| {
+                    request.with_query(name, value)
+                });
+            let response = self.send(request).await?;
+            series.extend(response.decode(decode)?);
+        }
+        Ok(MetricsData::in_order(series, &query.metrics()))
     }
 
     /// `POST <prefix>/metrics/`: fires one value per metric. The confirmations come back in
@@ -123,8 +138,35 @@ impl VumiClient {
     /// The server validates every entry before publishing any (all or nothing), and queues
     /// them for Vumi's aggregators rather than storing them: a value can be read back only
     /// after they wrote it to graphite, and on a server with auto-prefixing on (the default)
-    /// not at all (go-metrics-api issue 21). The request is never retried once it may have
-    /// reached the server, since a second `sum` or `avg` value would count twice.
+    /// not at all (go-metrics-api issue 21).
+    ///
+    /// # Delivery
+    ///
+    /// The server aggregates the values (`sum`, `avg`, …), so a request it may already
+    /// have acted on is never sent again: a second copy could count twice. Each call ends
+    /// confirmed or with an error; on the way, the client resends only what certainly
+    /// never reached the server or was refused unprocessed, within the [`RetryConfig`]'s
+    /// `max_retries` and `retry_timeout`, and sends nothing in the background:
+    ///
+    /// | outcome | resent by the client | handed back | may the server have counted it? |
+    /// |---|---|---|---|
+    /// | accepted (200) | — | the confirmations | yes, once |
+    /// | refused connection (nothing sent) | yes, with backoff | [`Error::Transport`] once retries run out | no |
+    /// | TLS handshake failed | no | [`Error::Tls`] | no |
+    /// | connection closed on a reused socket before any response | only if none of the request was written (the connection pool then sends it on a new connection) | [`Error::Transport`] | yes, once some of it was written: it is not resent |
+    /// | timeout after sending | no | [`Error::Timeout`] | yes |
+    /// | 4xx other than 408 and 429 (400 invalid entry, 401, 403, 404, 405) | no | the mapped error ([`Error::Api`], [`Error::Unauthenticated`], [`Error::Forbidden`], [`Error::NotFound`], [`Error::Unsupported`]) | no: the server validates every entry before publishing any |
+    /// | 429 | yes, after `Retry-After` or the backoff (the server said it did not act) | [`Error::RateLimited`] once retries run out, or at once when `Retry-After` asks for longer than `retry_timeout` | no |
+    /// | 408, 5xx | no | [`Error::Api`] with the status | yes (500 `Failed to fire metrics.` may come after publishing) |
+    /// | 200 whose body cannot be read or does not confirm the names sent | no | [`Error::Transport`], [`Error::BodyTooLarge`], [`Error::Decode`] | yes: the server accepted them |
+    ///
+    /// Nothing is kept or resent after `fire` returns, and nothing is dropped silently: the
+    /// values not confirmed are those of a call that returned an error. The client keeps no
+    /// copy of them, so a caller that may resend keeps its own (`fire` takes any iterator,
+    /// for example over a borrowed slice), and resends only where the table says the server
+    /// cannot have counted them, or where a double count does no harm (`last`, `max`,
+    /// `min`). Dropping the future mid-request (shutdown, a caller's own timeout) is a
+    /// timeout after sending: the values may or may not have been counted.
     ///
     /// # Errors
     ///
@@ -165,8 +207,8 @@ impl VumiClient {
             }
             names.push(name);
         }
-        let request = self.with_owner(Request::post(METRICS_PATH).with_json(BACKEND, &body)?);
-        let response = self.inner.http.send(request).await.map_err(|error| {
+        let request = Request::post(METRICS_PATH).with_json(BACKEND, &body)?;
+        let response = self.send(request).await.map_err(|error| {
             if error.status() == Some(405) {
                 Error::unsupported(
                     BACKEND,
@@ -225,10 +267,88 @@ impl VumiClient {
         }
     }
 
-    fn with_owner(&self, request: Request) -> Request {
-        match &self.inner.owner {
+    /// Sends an API request with the owner header, and names the setting that fixes a
+    /// rejection.
+    async fn send(&self, request: Request) -> Result<Response> {
+        let request = match &self.inner.owner {
             Some(owner) => request.with_header(OWNER_HEADER, owner.clone()),
             None => request,
+        };
+        self.inner.http.send(request).await.map_err(|error| {
+            explain_rejection(error, self.inner.credentials, self.inner.owner.is_some())
+        })
+    }
+}
+
+/// The credentials a client sends, as far as explaining a rejection needs them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Credentials {
+    Anonymous,
+    Token,
+    Basic,
+}
+
+/// Adds to a 401 or 403 the setting that fixes it, from the server's reason and what this
+/// client sent (the server's reason alone does not say: its 401 `Unauthorized` means "no
+/// owner" to a server reading `X-Owner-ID` and "no token" to one behind an auth bouncer).
+fn explain_rejection(mut error: Error, credentials: Credentials, owner: bool) -> Error {
+    let hint = match &error {
+        Error::Unauthenticated { message, .. } => {
+            Some(unauthenticated_hint(message, credentials, owner))
+        }
+        Error::Forbidden { .. } if credentials == Credentials::Token => Some(
+            "the server's auth bouncer does not know the token set with with_token (VUMI_TOKEN)",
+        ),
+        _ => None,
+    };
+    if let (Some(hint), Error::Unauthenticated { message, .. } | Error::Forbidden { message, .. }) =
+        (hint, &mut error)
+    {
+        message.push_str("; ");
+        message.push_str(hint);
+    }
+    error
+}
+
+/// What fixes a 401 with the server's `reason`, given what was sent.
+fn unauthenticated_hint(reason: &str, credentials: Credentials, owner: bool) -> &'static str {
+    use Credentials::{Anonymous, Basic, Token};
+    match (reason, credentials, owner) {
+        // go-metrics-api: no owner found (it reads X-Owner-ID), or its auth bouncer found no
+        // token. With HTTP Basic the owner is checked first.
+        ("Unauthorized", Anonymous, false) => {
+            "the server found no account owner: no X-Owner-ID was sent; set the owner with with_owner_id (VUMI_OWNER_ID), or, for a server behind an auth bouncer, a token with with_token (VUMI_TOKEN)"
+        }
+        ("Unauthorized", Basic, false) => {
+            "the server checks HTTP Basic only after it has the account owner, and no X-Owner-ID was sent: set the owner with with_owner_id (VUMI_OWNER_ID)"
+        }
+        ("Unauthorized", Token, false) => {
+            "the server found no account owner: if it reads X-Owner-ID, set the owner with with_owner_id (VUMI_OWNER_ID); if it has an auth bouncer, the bouncer rejected the token set with with_token (VUMI_TOKEN)"
+        }
+        ("Unauthorized", Token, true) => {
+            "the server's auth bouncer rejected the token set with with_token (VUMI_TOKEN)"
+        }
+        ("Unauthorized", _, true) => {
+            "the server has an auth bouncer, which ignores X-Owner-ID and wants a Bearer token: set it with with_token (VUMI_TOKEN)"
+        }
+        ("Authentication Required", Token, _) => {
+            "the server uses HTTP Basic, not a Bearer token: set with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) instead of with_token (VUMI_TOKEN)"
+        }
+        ("Authentication Required", ..) => {
+            "the server uses HTTP Basic: set the user and password with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD)"
+        }
+        ("Authentication Failed" | "Invalid Authorization header", Basic, _) => {
+            "the user or password set with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) is wrong"
+        }
+        ("Invalid Authorization header", ..) => {
+            "the server reads HTTP Basic credentials: set them with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD)"
+        }
+        (_, Token, _) => "the token set with with_token (VUMI_TOKEN) was rejected",
+        (_, Basic, _) => {
+            "the user or password set with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) was rejected"
+        }
+        (_, Anonymous, _) => {
+            "the server wants credentials: a token with with_token (VUMI_TOKEN), or HTTP Basic with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) and the owner with with_owner_id (VUMI_OWNER_ID)"
         }
     }
 }
@@ -361,7 +481,7 @@ impl Default for VumiClientBuilder {
 impl fmt::Debug for VumiClientBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VumiClientBuilder")
-            .field("base_url", &self.base_url)
+            .field("base_url", &self.base_url.as_deref().map(redact_url))
             .field("token", &self.token)
             .field("username", &self.username)
             .field("password", &self.password)
@@ -383,12 +503,22 @@ impl VumiClientBuilder {
     /// Reads the `VUMI_*` environment variables (see the type's documentation). Invalid
     /// values are reported by [`build`](Self::build).
     pub fn from_env() -> Self {
-        Self::from_lookup(|name| std::env::var(name).ok())
+        Self::from_env_with(&Env::process())
     }
 
-    fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+    /// Like [`from_env`](Self::from_env), reading the variables from `env`.
+    ///
+    /// ```
+    /// use metrics_core::Env;
+    /// use vumi_client::VumiClientBuilder;
+    ///
+    /// let env = Env::from_pairs([("VUMI_URL", "https://go.vumi.org/api/v1/go"), ("VUMI_TOKEN", "t0k3n")]);
+    /// let client = VumiClientBuilder::from_env_with(&env).build().unwrap();
+    /// assert!(!format!("{client:?}").contains("t0k3n"));
+    /// ```
+    pub fn from_env_with(env: &Env) -> Self {
         let mut builder = Self::default();
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let get = |name: &str| env.get(name);
         if let Some(url) = get("VUMI_URL") {
             builder = builder.with_base_url(url);
         }
@@ -555,6 +685,11 @@ impl VumiClientBuilder {
             (None, Some(username), Some(password)) => Auth::Basic { username, password },
             (None, _, _) => Auth::None,
         };
+        let credentials = match &auth {
+            Auth::Bearer(_) => Credentials::Token,
+            Auth::Basic { .. } => Credentials::Basic,
+            _ => Credentials::Anonymous,
+        };
         let owner = match self.owner_id {
             Some(owner) => {
                 let mut value = HeaderValue::from_str(owner.expose()).map_err(|_| {
@@ -590,6 +725,7 @@ impl VumiClientBuilder {
         Ok(VumiClient {
             inner: Arc::new(Inner {
                 http,
+                credentials,
                 owner,
                 max_points: self.max_points,
                 metrics,
@@ -607,7 +743,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        VumiClientBuilder::from_lookup(move |name| vars.get(name).cloned())
+        VumiClientBuilder::from_env_with(&Env::from_fn(move |name| vars.get(name).cloned()))
     }
 
     #[test]
@@ -644,6 +780,67 @@ mod tests {
                 "{vars:?}"
             );
         }
+    }
+
+    #[test]
+    fn every_rejection_names_the_setting_that_fixes_it() {
+        let reasons = [
+            "Unauthorized",
+            "Authentication Required",
+            "Authentication Failed",
+            "Invalid Authorization header",
+            "OAuth2 required.",
+        ];
+        for reason in reasons {
+            for credentials in [
+                Credentials::Anonymous,
+                Credentials::Token,
+                Credentials::Basic,
+            ] {
+                for owner in [false, true] {
+                    let error = explain_rejection(
+                        Error::api(BACKEND, 401, None, reason),
+                        credentials,
+                        owner,
+                    );
+                    let Error::Unauthenticated { message, .. } = &error else {
+                        panic!("{error:?}");
+                    };
+                    assert!(message.starts_with(&format!("{reason}; ")), "{message}");
+                    assert!(
+                        message.contains("with_") && message.contains("(VUMI_"),
+                        "{reason}, {credentials:?}, owner {owner}: {message}"
+                    );
+                }
+            }
+        }
+        // The owner-header server's answer to a client without an owner.
+        let error = explain_rejection(
+            Error::api(BACKEND, 401, None, "Unauthorized"),
+            Credentials::Anonymous,
+            false,
+        );
+        assert!(error.to_string().contains("X-Owner-ID"), "{error}");
+        assert!(error.to_string().contains("with_owner_id (VUMI_OWNER_ID)"));
+        // A bouncer's 403 for an unknown token.
+        let error = explain_rejection(
+            Error::api(BACKEND, 403, None, "Forbidden"),
+            Credentials::Token,
+            false,
+        );
+        assert!(
+            error.to_string().contains("with_token (VUMI_TOKEN)"),
+            "{error}"
+        );
+        // Other errors are left as they are.
+        let error = explain_rejection(
+            Error::api(BACKEND, 500, None, "Failed to fire metrics."),
+            Credentials::Token,
+            false,
+        );
+        assert!(
+            matches!(error, Error::Api { ref message, .. } if message == "Failed to fire metrics.")
+        );
     }
 
     #[test]

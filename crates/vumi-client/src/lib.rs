@@ -8,7 +8,8 @@
 //!   rejected with [`Error::InvalidInput`](metrics_core::Error::InvalidInput) before a
 //!   request is made.
 //! - [`VumiClient::fire`] posts values (finite numbers only) and returns the server's
-//!   confirmations in the order given.
+//!   confirmations in the order given. The server aggregates them, so a request it may have
+//!   acted on is never sent twice; its docs give the delivery contract, outcome by outcome.
 //! - [`VumiClient`] implements [`MetricsSource`](metrics_core::MetricsSource) for the metric
 //!   names it was configured with (see the [`source`] module for the mapping).
 //!
@@ -47,6 +48,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod client;
+mod decode;
 mod model;
 pub mod source;
 pub mod time;

@@ -16,9 +16,10 @@
 //! - **Step**: sent as the summarize `interval`, rounded up to whole seconds; without a step
 //!   the server's default of one hour applies. Buckets are aligned to multiples of the
 //!   interval (graphite's default), not to `from`.
-//! - **Size**: the metrics are split over as many requests as the client's size limit
-//!   needs (the server counts points × metrics); a range too long for even one metric at
-//!   that step is an [`Error::InvalidInput`].
+//! - **Size**: the metrics are split over requests as [`VumiClient::query`] splits them: as
+//!   many as the client's size limit needs (the server counts points × metrics), at most 50
+//!   metrics each; a range too long for even one metric at that step is an
+//!   [`Error::InvalidInput`](metrics_core::Error::InvalidInput).
 //! - **Points**: asked for with `nulls=omit`, so a bucket without data has no point (a
 //!   `None` value that still arrives is skipped). Point times are the bucket starts.
 //!   A metric graphite has no data for at all yields no series.
@@ -29,15 +30,12 @@
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use metrics_core::model::sanitize_name;
-use metrics_core::{Error, MetricsSource, Point, Query, Result, Series, SeriesKind};
+use metrics_core::{MetricsSource, Point, Query, Result, Series, SeriesKind};
 
 use crate::BACKEND;
 use crate::client::VumiClient;
 use crate::model::{MetricName, MetricsQuery, Nulls};
-use crate::time::{Interval, MAX_UNIX_SECONDS, TimeSpec, predicted_points};
-
-/// The most metrics sent in one request when the size limit allows more, to keep URLs short.
-const MAX_METRICS_PER_REQUEST: usize = 50;
+use crate::time::{Interval, MAX_UNIX_SECONDS, TimeSpec};
 
 /// The series name of a metric: `vumi_` and the sanitized metric name.
 ///
@@ -75,71 +73,46 @@ impl MetricsSource for VumiClient {
         }
 
         let mut base = MetricsQuery::new().with_nulls(Nulls::Omit);
-        let mut from = TimeSpec::ago(24, crate::time::TimeUnit::Hours);
-        let mut until = TimeSpec::ago(0, crate::time::TimeUnit::Seconds);
         if let Some(range) = &query.range {
-            from = to_spec(range.start)?;
+            let from = to_spec(range.start)?;
             // Round the end up, so the last partial second is inside the range.
             let end = if range.end.timestamp_subsec_nanos() > 0 {
                 range.end + TimeDelta::seconds(1)
             } else {
                 range.end
             };
-            until = to_spec(end)?;
+            let mut until = to_spec(end)?;
             if until == from {
                 until = to_spec(end + TimeDelta::seconds(1))?;
             }
             base = base.with_from(from).with_until(until);
         }
-        let mut interval = Interval::DEFAULT;
         if let Some(step) = query.step {
             let seconds = step.as_secs() + u64::from(step.subsec_nanos() > 0);
-            interval = Interval::from_duration(std::time::Duration::from_secs(seconds.max(1)))?;
-            base = base.with_interval(interval);
+            base = base.with_interval(Interval::from_duration(std::time::Duration::from_secs(
+                seconds.max(1),
+            ))?);
         }
 
-        let per_request = match self.max_points() {
-            None => MAX_METRICS_PER_REQUEST,
-            Some(max) => {
-                let per_metric =
-                    predicted_points(&from, &until, interval, 1, Utc::now()).unwrap_or(u128::MAX);
-                if per_metric > u128::from(max) {
-                    return Err(Error::invalid_input(
-                        BACKEND,
-                        format!(
-                            "{per_metric} data points requested per metric, maximum allowed is {max}; narrow the time range or widen the step"
-                        ),
-                    ));
-                }
-                let fit = u128::from(max).checked_div(per_metric).unwrap_or(u128::MAX);
-                usize::try_from(fit)
-                    .unwrap_or(usize::MAX)
-                    .clamp(1, MAX_METRICS_PER_REQUEST)
-            }
-        };
-
+        let data = self
+            .query(&base.with_metrics(wanted.iter().map(|(metric, _)| *metric)))
+            .await?;
         let mut series = Vec::with_capacity(wanted.len());
-        for chunk in wanted.chunks(per_request) {
-            let request = base
-                .clone()
-                .with_metrics(chunk.iter().map(|(metric, _)| *metric));
-            let data = self.query(&request).await?;
-            for (metric, name) in chunk {
-                let Some(found) = data.get(metric.as_str()) else {
-                    continue;
-                };
-                let points = found
-                    .points
-                    .iter()
-                    .filter_map(|p| {
-                        p.value.map(|value| Point {
-                            time: p.time,
-                            value,
-                        })
+        for (metric, name) in &wanted {
+            let Some(found) = data.get(metric.as_str()) else {
+                continue;
+            };
+            let points = found
+                .points
+                .iter()
+                .filter_map(|p| {
+                    p.value.map(|value| Point {
+                        time: p.time,
+                        value,
                     })
-                    .collect();
-                series.push(Series::new(name.clone(), SeriesKind::Gauge).with_points(points));
-            }
+                })
+                .collect();
+            series.push(Series::new(name.clone(), SeriesKind::Gauge).with_points(points));
         }
         Ok(series)
     }

@@ -420,10 +420,14 @@ async fn bearer_tokens_through_an_auth_bouncer() {
     let data = build(Some(TOKEN)).query(&query).await.unwrap();
     assert_eq!(data.len(), 1);
     let error = build(Some("nope")).query(&query).await.unwrap_err();
-    assert!(matches!(error, Error::Forbidden { ref message, .. } if message == "Forbidden"));
+    assert!(
+        matches!(error, Error::Forbidden { ref message, .. } if message.starts_with("Forbidden; ") && message.contains("with_token")),
+        "{error}"
+    );
     let error = build(None).query(&query).await.unwrap_err();
     assert!(
-        matches!(error, Error::Unauthenticated { ref message, .. } if message == "Unauthorized")
+        matches!(error, Error::Unauthenticated { ref message, .. } if message.starts_with("Unauthorized; ") && message.contains("with_token (VUMI_TOKEN)")),
+        "{error}"
     );
     let header = emulator.requests().requests()[0]
         .header("authorization")
@@ -452,16 +456,22 @@ async fn basic_auth_with_the_owner_header() {
         builder.build().unwrap()
     };
     build(Some(PASSWORD), true).query(&query).await.unwrap();
-    for (password, owner, reason) in [
-        (Some("wrong"), true, "Authentication Failed"),
-        (None, true, "Authentication Required"),
-        (Some(PASSWORD), false, "Unauthorized"),
+    for (password, owner, reason, setting) in [
+        (
+            Some("wrong"),
+            true,
+            "Authentication Failed",
+            "with_basic_auth",
+        ),
+        (None, true, "Authentication Required", "with_basic_auth"),
+        (Some(PASSWORD), false, "Unauthorized", "with_owner_id"),
     ] {
         let error = build(password, owner).query(&query).await.unwrap_err();
         let Error::Unauthenticated { message, .. } = &error else {
             panic!("{error:?}");
         };
-        assert_eq!(message, reason);
+        assert!(message.starts_with(&format!("{reason}; ")), "{message}");
+        assert!(message.contains(setting), "{message}");
     }
     // A Bearer token is another scheme: Basic is still required.
     let bearer = VumiClient::builder()
@@ -472,12 +482,13 @@ async fn basic_auth_with_the_owner_header() {
         .unwrap();
     let error = bearer.query(&query).await.unwrap_err();
     assert!(
-        matches!(error, Error::Unauthenticated { ref message, .. } if message == "Authentication Required")
+        matches!(error, Error::Unauthenticated { ref message, .. } if message.starts_with("Authentication Required; ") && message.contains("instead of with_token")),
+        "{error}"
     );
 }
 
 #[tokio::test]
-async fn missing_owner_header_is_unauthenticated() {
+async fn missing_owner_header_is_unauthenticated_and_names_the_setting() {
     let emulator = VumiEmulator::start().await.unwrap();
     let client = VumiClient::builder()
         .with_base_url(emulator.api_url())
@@ -489,6 +500,14 @@ async fn missing_owner_header_is_unauthenticated() {
         .unwrap_err();
     assert!(matches!(error, Error::Unauthenticated { .. }), "{error:?}");
     assert_eq!(error.status(), Some(401));
+    // The server says only `Unauthorized`; the client says what to set.
+    let shown = error.to_string();
+    for setting in ["X-Owner-ID", "with_owner_id", "VUMI_OWNER_ID"] {
+        assert!(shown.contains(setting), "{shown}");
+    }
+    // Firing needs the owner just the same.
+    let error = client.fire([("stores.a.b.sum", 1.0)]).await.unwrap_err();
+    assert!(error.to_string().contains("with_owner_id"), "{error}");
 }
 
 #[tokio::test]
@@ -836,5 +855,116 @@ fn builder_validation() {
             ),
             "{error:?}"
         );
+    }
+}
+
+/// A long metric list: the server pastes every metric into one graphite URL, which fails at
+/// about 140 metrics (HTTP 500, retried). The client sends at most 50 per request, or fewer
+/// when the size limit needs, and merges the answers in the order asked.
+#[tokio::test]
+async fn a_long_metric_list_is_split_and_merged_in_order() {
+    let emulator = VumiEmulator::start().await.unwrap();
+    let now = at(1_422_748_800);
+    emulator.set_now(Some(now));
+    // Asked in an order that is neither sorted nor the seeding order.
+    let names: Vec<String> = (0..120)
+        .map(|i| format!("stores.s{}.m{i}.last", (i * 37) % 120))
+        .collect();
+    for (i, name) in names.iter().enumerate() {
+        emulator.insert_points(OWNER, name, [(at(1_422_748_800 - 1800), i as f64)]);
+    }
+    let query = MetricsQuery::new()
+        .with_metrics(names.iter().map(String::as_str))
+        .with_from("-1h")
+        .with_until("now")
+        .with_interval("1h")
+        .with_nulls(Nulls::Omit);
+    let data = client(&emulator).query(&query).await.unwrap();
+    let got: Vec<&str> = data.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(got, names);
+    for (i, series) in data.iter().enumerate() {
+        let values: Vec<Option<f64>> = series.points.iter().map(|p| p.value).collect();
+        assert_eq!(values, [Some(i as f64)], "{}", series.name);
+    }
+    let per_request: Vec<usize> = emulator
+        .requests()
+        .requests()
+        .iter()
+        .map(|r| {
+            r.uri
+                .split(['?', '&'])
+                .filter(|p| p.starts_with("m="))
+                .count()
+        })
+        .collect();
+    assert_eq!(per_request, [50, 50, 20]);
+
+    // Under a size limit of 50 points, 24 hourly points per metric: two metrics a request.
+    emulator.requests().clear();
+    let limited = VumiClient::builder()
+        .with_base_url(emulator.api_url())
+        .with_owner_id(OWNER)
+        .with_max_points(50)
+        .build()
+        .unwrap();
+    let five = MetricsQuery::new()
+        .with_metrics(names[..5].iter().map(String::as_str))
+        .with_interval("1h");
+    assert!(five.to_params(Some(50)).is_err(), "too big as one request");
+    let data = limited.query(&five).await.unwrap();
+    assert_eq!(data.len(), 5);
+    assert_eq!(emulator.requests().count(), 3);
+}
+
+/// A 200 whose body has another shape is an `Error::Decode`, never an empty or partial
+/// success: a point without `y` is not a `null` one, an object without points is not an
+/// empty answer, and confirmations must be a list of complete entries.
+#[tokio::test]
+async fn answers_of_another_shape_are_decode_errors() {
+    let emulator = VumiEmulator::start().await.unwrap();
+    let client = client(&emulator);
+    let query = MetricsQuery::new().with_metric("stores.a.b.last");
+    for (body, path) in [
+        (
+            r#"{"stores.a.b.last": [{"x": 1000}]}"#,
+            "stores.a.b.last[0]",
+        ),
+        (r#"{"stores.a.b.last": [{"y": 1.0}]}"#, "stores.a.b.last[0]"),
+        (r#"{"stores.a.b.last": {}}"#, "stores.a.b.last"),
+        (r#"{"stores.a.b.last": null}"#, "stores.a.b.last"),
+        (r#"{"reason": "OK", "status_code": 200}"#, "reason"),
+        ("[]", ""),
+        ("null", ""),
+    ] {
+        emulator.faults().inject(
+            Fault::Status {
+                status: 200,
+                retry_after: None,
+                body: body.to_owned(),
+            },
+            1,
+        );
+        let error = client.query(&query).await.unwrap_err();
+        assert!(
+            matches!(&error, Error::Decode { path: p, .. } if p == path),
+            "{body}: {error:?}"
+        );
+    }
+    for body in [
+        "{}",
+        "[]",
+        r#"[{"name": "stores.a.b.sum", "value": 1.0}]"#,
+        r#"{"stores.a.b.sum": 1.0}"#,
+    ] {
+        emulator.faults().inject(
+            Fault::Status {
+                status: 200,
+                retry_after: None,
+                body: body.to_owned(),
+            },
+            1,
+        );
+        let error = client.fire([("stores.a.b.sum", 1.0)]).await.unwrap_err();
+        assert!(matches!(error, Error::Decode { .. }), "{body}: {error:?}");
     }
 }
