@@ -45,14 +45,6 @@ impl Expect {
     }
 }
 
-/// Backends whose models still take `{"error":"maintenance"}` for an empty answer.
-///
-/// TODO: the AppOptics `Page` (`items` defaults to empty) and the Unleash `Applications`
-/// (`applications` defaults to empty) list models accept any JSON object; once they require
-/// their list field, remove them from here so that the wrong-shape case asserts
-/// `Error::Decode` for them too.
-const WRONG_SHAPE_STILL_ACCEPTED: [Backend; 2] = [Backend::AppOptics, Backend::Unleash];
-
 /// Runs `fault` against all five clients at once (one server each) and checks `expected`.
 async fn run(fault: Fault, expected: Expect) {
     let outcomes = join_all(ALL.map(|backend| one(backend, fault.clone(), expected.clone()))).await;
@@ -80,16 +72,6 @@ async fn one(backend: Backend, fault: Fault, expected: Expect) -> Result<(), Str
     let outcome = tokio::time::timeout(HANG, client.read())
         .await
         .map_err(|_| format!("{name}: still running after {HANG:?}: a hang"))?;
-    if fault == Fault::WrongShape200 && WRONG_SHAPE_STILL_ACCEPTED.contains(&backend) {
-        // TODO: see WRONG_SHAPE_STILL_ACCEPTED. Until the models are fixed, this asserts
-        // the current behaviour, so that the fix shows up here as a failure to update.
-        return match outcome {
-            Ok(_) => check_requests(name, &server, 1),
-            Err(error) => Err(format!(
-                "{name}: wrong shape now fails with {error:?}: remove {name} from WRONG_SHAPE_STILL_ACCEPTED"
-            )),
-        };
-    }
     let error = match outcome {
         Ok(value) => return Err(format!("{name}: succeeded with {value}")),
         Err(error) => error,

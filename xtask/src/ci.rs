@@ -357,7 +357,7 @@ fn conformance(root: &Path, in_ci: bool) -> Result<(), TaskError> {
         &[
             "test",
             "-p",
-            "unleash-client",
+            "unleash-metrics-client",
             "--all-features",
             "--test",
             "real_server",

@@ -464,6 +464,11 @@ impl AppOpticsClient {
         AppOpticsClientBuilder::new()
     }
 
+    /// The server's `host:port`.
+    pub fn endpoint(&self) -> &str {
+        self.inner.http.endpoint()
+    }
+
     /// The connection-level tags.
     pub fn tags(&self) -> &Tags {
         &self.inner.inherited

@@ -87,6 +87,10 @@ impl MetricsSource for AppOpticsClient {
         BACKEND
     }
 
+    fn endpoint(&self) -> Option<String> {
+        Some(Self::endpoint(self).to_owned())
+    }
+
     async fn collect(&self, query: &Query) -> Result<Vec<Series>> {
         query.validate(BACKEND)?;
         let read_query = measurements_query(query);

@@ -501,6 +501,11 @@ impl UnleashClient {
         self.inner.http.redacted_base_url()
     }
 
+    /// The server's `host:port`.
+    pub fn endpoint(&self) -> &str {
+        self.inner.http.endpoint()
+    }
+
     /// `POST /api/client/register`: announces this instance, its SDK, strategies, start time
     /// and interval. Safe to retry (the server keeps the latest registration), so it uses the
     /// client's retry policy.

@@ -49,6 +49,10 @@ impl MetricsSource for UnleashClient {
         BACKEND
     }
 
+    fn endpoint(&self) -> Option<String> {
+        Some(Self::endpoint(self).to_owned())
+    }
+
     async fn collect(&self, query: &Query) -> Result<Vec<Series>> {
         query.validate(BACKEND)?;
         if !query.may_match_prefix(EVALUATIONS) && !query.may_match_prefix(VARIANT_EVALUATIONS) {

@@ -100,6 +100,11 @@ impl VumiClient {
         self.inner.http.redacted_base_url()
     }
 
+    /// The server's `host:port`.
+    pub fn endpoint(&self) -> &str {
+        self.inner.http.endpoint()
+    }
+
     /// `GET <prefix>/metrics/`: the summarized series of the query's metrics, in the order
     /// asked for.
     ///

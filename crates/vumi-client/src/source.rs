@@ -60,6 +60,10 @@ impl MetricsSource for VumiClient {
         BACKEND
     }
 
+    fn endpoint(&self) -> Option<String> {
+        Some(Self::endpoint(self).to_owned())
+    }
+
     async fn collect(&self, query: &Query) -> Result<Vec<Series>> {
         query.validate(BACKEND)?;
         let wanted: Vec<(&MetricName, String)> = self
