@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use metrics_hub::Aggregator;
 use metrics_hub::core::render;
-use metrics_hub_examples::{BACKENDS, Demo};
+use metrics_hub_cli::demo::{BACKENDS, Demo};
 
 const USAGE: &str = "usage: cargo run --example aggregate -- [--format table|json|openmetrics] [--stop BACKEND] [--timeout SECONDS]";
 

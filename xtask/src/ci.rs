@@ -1,6 +1,7 @@
 //! `cargo xtask ci`: what CI checks, fastest failures first.
 
 use std::path::Path;
+use std::time::Instant;
 
 use crate::TaskError;
 use crate::cmd::{self, Step};
@@ -26,23 +27,73 @@ pub(crate) fn run(args: &[String]) -> Result<(), TaskError> {
             other => return Err(TaskError::Usage(format!("unknown option for ci: {other}"))),
         }
     }
+    let mut timings = Timings::default();
+    let result = run_steps(&mut timings, skip_conformance);
+    print!("{}", timings.summary());
+    result?;
+    println!("\nxtask ci: all steps passed");
+    Ok(())
+}
+
+fn run_steps(timings: &mut Timings, skip_conformance: bool) -> Result<(), TaskError> {
     let root = cmd::workspace_root();
     let features = facade_features(&root)?;
     let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
     for step in static_steps(&features) {
         if step.name == TESTS_STEP {
-            install_promtool(&root, in_ci)?;
+            timings.time("install Prometheus and promtool", || {
+                install_promtool(&root, in_ci)
+            })?;
         }
-        step.run_in(&root)?;
+        timings.time(&step.name, || step.run_in(&root))?;
     }
     if skip_conformance {
         println!("\n==> real-server conformance: SKIPPED (--no-conformance)");
     } else {
-        conformance(&root, in_ci)?;
+        timings.time("real-server conformance", || conformance(&root, in_ci))?;
     }
-    package(&root, &root)?;
-    println!("\nxtask ci: all steps passed");
-    Ok(())
+    timings.time("package", || package(&root, &root))
+}
+
+/// How long each step took, in the order they ran.
+#[derive(Debug, Default)]
+struct Timings {
+    steps: Vec<(String, f64, bool)>,
+}
+
+impl Timings {
+    /// Runs `step`, prints and keeps its cost in seconds and whether it passed.
+    fn time(
+        &mut self,
+        name: &str,
+        step: impl FnOnce() -> Result<(), TaskError>,
+    ) -> Result<(), TaskError> {
+        let started = Instant::now();
+        let result = step();
+        let seconds = started.elapsed().as_secs_f64();
+        println!("<== {name}: {seconds:.1} s");
+        self.steps.push((name.to_owned(), seconds, result.is_ok()));
+        result
+    }
+
+    /// One line per step: its cost in seconds, and `FAILED` for the one that failed.
+    fn summary(&self) -> String {
+        let width = self
+            .steps
+            .iter()
+            .map(|(n, _, _)| n.len())
+            .max()
+            .unwrap_or(0);
+        let mut out = String::from("\nxtask ci: cost of each step\n");
+        let mut total = 0.0;
+        for (name, seconds, passed) in &self.steps {
+            total += seconds;
+            let mark = if *passed { "" } else { "  FAILED" };
+            out.push_str(&format!("  {name:<width$}  {seconds:>7.1} s{mark}\n"));
+        }
+        out.push_str(&format!("  {:<width$}  {total:>7.1} s\n", "total"));
+        out
+    }
 }
 
 /// The facade's features, from `cargo metadata`, so the per-feature checks grow with the
@@ -480,6 +531,23 @@ mod tests {
         ));
         let features: [String; 0] = [];
         assert!(static_steps(&features).iter().any(|s| s.name == TESTS_STEP));
+    }
+
+    #[test]
+    fn the_summary_gives_each_step_its_seconds() {
+        let mut timings = Timings::default();
+        timings.time("format", || Ok(())).unwrap();
+        assert!(
+            timings
+                .time("tests", || Err(TaskError::Failed("x".to_owned())))
+                .is_err()
+        );
+        let summary = timings.summary();
+        let lines: Vec<&str> = summary.lines().collect();
+        assert_eq!(lines[1], "xtask ci: cost of each step");
+        assert!(lines[2].starts_with("  format      0.0 s"), "{summary}");
+        assert!(lines[3].ends_with(" s  FAILED"), "{summary}");
+        assert!(lines[4].starts_with("  total"), "{summary}");
     }
 
     #[test]

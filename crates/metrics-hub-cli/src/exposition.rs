@@ -1,0 +1,163 @@
+//! What `/metrics` serves: one sample per series, in the Prometheus text format 0.0.4 or
+//! OpenMetrics 1.0, with or without sample timestamps.
+//!
+//! The core's renderers do the formats (families, name collisions, duplicates, escaping);
+//! they write every point with its time, which is what `collect` prints. An exporter shows
+//! each series' current value once and, unless asked, leaves the time to the scraper: a
+//! sample an hour old would be invisible to an instant query.
+
+use metrics_hub::Series;
+use metrics_hub::core::render;
+
+/// The two text formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// Prometheus text format 0.0.4.
+    Prometheus,
+    /// OpenMetrics 1.0 text.
+    OpenMetrics,
+}
+
+impl Format {
+    /// The `Content-Type` of a body in this format.
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// The format an `Accept` header asks for: OpenMetrics when it lists
+    /// `application/openmetrics-text` with a quality at least that of the plain text format,
+    /// Prometheus text otherwise.
+    pub(crate) fn negotiate(accept: Option<&str>) -> Self {
+        let Some(accept) = accept else {
+            return Self::Prometheus;
+        };
+        let mut openmetrics = 0.0_f64;
+        let mut text = 0.0_f64;
+        for range in accept.split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or_default().to_ascii_lowercase();
+            let quality = parts
+                .filter_map(|p| p.strip_prefix("q="))
+                .find_map(|q| q.parse::<f64>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(quality),
+                "text/plain" | "*/*" | "text/*" => text = text.max(quality),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::Prometheus
+        }
+    }
+}
+
+/// The line that ends an OpenMetrics body.
+pub(crate) const EOF: &str = "# EOF\n";
+
+/// Writes `series` (one point each) in `format`, without the closing `# EOF` of OpenMetrics
+/// (see [`EOF`]), so that parts rendered apart can be served as one body.
+pub(crate) fn render(series: &[Series], format: Format, timestamps: bool) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Prometheus => render::write_prometheus(&mut out, series),
+        Format::OpenMetrics => render::write_openmetrics(&mut out, series),
+    }
+    if out.ends_with(EOF) {
+        out.truncate(out.len() - EOF.len());
+    }
+    if timestamps {
+        out
+    } else {
+        without_timestamps(&out)
+    }
+}
+
+/// Drops the timestamp the core writes after every sample's value. A sample line is
+/// `name{labels} value timestamp`; label values may hold spaces but neither the value nor
+/// the timestamp does, so the timestamp is what follows the line's last space. Comment
+/// lines (`#`) are kept as they are.
+fn without_timestamps(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let bare = line.strip_suffix('\n').unwrap_or(line);
+        if bare.starts_with('#') || bare.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        out.push_str(bare.rsplit_once(' ').map_or(bare, |(sample, _)| sample));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use metrics_hub::chrono::{TimeZone as _, Utc};
+    use metrics_hub::{SeriesKind, Unit};
+
+    fn one(series: Series, value: f64) -> Series {
+        series.with_point(Utc.timestamp_millis_opt(1_700_000_000_250).unwrap(), value)
+    }
+
+    #[test]
+    fn negotiation_follows_quality() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        assert_eq!(Format::negotiate(None), Format::Prometheus);
+        assert_eq!(Format::negotiate(Some("*/*")), Format::Prometheus);
+        assert_eq!(
+            Format::negotiate(Some("text/plain, application/openmetrics-text;q=0.5")),
+            Format::Prometheus
+        );
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;q=0")),
+            Format::Prometheus
+        );
+    }
+
+    #[test]
+    fn samples_lose_their_timestamps_unless_asked_and_keep_spaces_in_labels() {
+        let series = [
+            one(
+                Series::new("jobs", SeriesKind::Counter)
+                    .with_help("Jobs done")
+                    .with_label("q", "a b \"c\""),
+                5.0,
+            ),
+            one(
+                Series::new("queue_bytes", SeriesKind::Gauge).with_unit(Unit::Bytes),
+                0.5,
+            ),
+        ];
+        assert_eq!(
+            render(&series, Format::Prometheus, false),
+            "# HELP jobs_total Jobs done\n\
+             # TYPE jobs_total counter\n\
+             jobs_total{q=\"a b \\\"c\\\"\"} 5\n\
+             # TYPE queue_bytes gauge\n\
+             queue_bytes 0.5\n"
+        );
+        assert_eq!(
+            render(&series, Format::OpenMetrics, false),
+            "# TYPE jobs counter\n\
+             # HELP jobs Jobs done\n\
+             jobs_total{q=\"a b \\\"c\\\"\"} 5\n\
+             # TYPE queue_bytes gauge\n\
+             # UNIT queue_bytes bytes\n\
+             queue_bytes 0.5\n"
+        );
+        let with_time = render(&series, Format::OpenMetrics, true);
+        assert!(
+            with_time.ends_with("queue_bytes 0.5 1700000000.250\n"),
+            "{with_time}"
+        );
+        assert!(render(&series, Format::Prometheus, true).contains("} 5 1700000000250\n"));
+    }
+}
