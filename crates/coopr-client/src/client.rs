@@ -136,12 +136,8 @@ impl CooprClient {
     /// without the endpoint; transport and decode errors.
     pub async fn node_usage(&self, query: &NodeUsageQuery) -> Result<NodeUsage> {
         query.validate()?;
-        let request = query
-            .to_params()
-            .into_iter()
-            .fold(Request::get(NODE_USAGE_PATH), |request, (name, value)| {
-                request.with_query(name, value)
-            });
+        let request =
+            Request::get(NODE_USAGE_PATH).with_query_params(BACKEND, &query.to_params())?;
         self.http
             .send_json(request)
             .await

@@ -457,33 +457,32 @@ impl NodeUsageQuery {
     }
 
     /// The query parameters, in the names the server reads.
-    pub(crate) fn to_params(&self) -> Vec<(&'static str, String)> {
-        let mut params = Vec::new();
-        if let Some(start) = self.start {
-            params.push(("start", start.0.to_string()));
+    pub(crate) fn to_params(&self) -> NodeUsageParams<'_> {
+        NodeUsageParams {
+            start: self.start.map(|t| t.0),
+            end: self.end.map(|t| t.0),
+            user: self.user.as_deref(),
+            tenant: self.tenant.as_deref(),
+            cluster: self.cluster.as_deref(),
+            clustertemplate: self.cluster_template.as_deref(),
+            groupby: self.group_by.map(GroupBy::as_str),
+            timeunit: self.time_unit.map(TimeUnit::as_str),
         }
-        if let Some(end) = self.end {
-            params.push(("end", end.0.to_string()));
-        }
-        let strings = [
-            ("user", &self.user),
-            ("tenant", &self.tenant),
-            ("cluster", &self.cluster),
-            ("clustertemplate", &self.cluster_template),
-        ];
-        for (name, value) in strings {
-            if let Some(value) = value {
-                params.push((name, value.clone()));
-            }
-        }
-        if let Some(group_by) = self.group_by {
-            params.push(("groupby", group_by.as_str().to_owned()));
-        }
-        if let Some(time_unit) = self.time_unit {
-            params.push(("timeunit", time_unit.as_str().to_owned()));
-        }
-        params
     }
+}
+
+/// The query string of `GET /v2/metrics/nodes/usage`, with the server's parameter names;
+/// unset fields are left out.
+#[derive(Debug, PartialEq, serde::Serialize)]
+pub(crate) struct NodeUsageParams<'a> {
+    start: Option<i64>,
+    end: Option<i64>,
+    user: Option<&'a str>,
+    tenant: Option<&'a str>,
+    cluster: Option<&'a str>,
+    clustertemplate: Option<&'a str>,
+    groupby: Option<&'static str>,
+    timeunit: Option<&'static str>,
 }
 
 #[cfg(test)]
@@ -505,23 +504,33 @@ mod tests {
 
     #[test]
     fn params_use_the_server_names() {
-        let params = NodeUsageQuery::new()
+        let query = NodeUsageQuery::new()
             .with_range(10, 18)
             .with_cluster_template("hadoop")
             .with_group_by(GroupBy::Day)
-            .with_time_unit(TimeUnit::Hours)
-            .to_params();
+            .with_time_unit(TimeUnit::Hours);
+        let request = metrics_core::http::Request::get("metrics/nodes/usage")
+            .with_query_params("coopr", &query.to_params())
+            .unwrap();
+        let pairs: Vec<(&str, &str)> = request
+            .query()
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
         assert_eq!(
-            params,
+            pairs,
             [
-                ("start", "10".to_owned()),
-                ("end", "18".to_owned()),
-                ("clustertemplate", "hadoop".to_owned()),
-                ("groupby", "day".to_owned()),
-                ("timeunit", "hours".to_owned()),
+                ("start", "10"),
+                ("end", "18"),
+                ("clustertemplate", "hadoop"),
+                ("groupby", "day"),
+                ("timeunit", "hours"),
             ]
         );
-        assert!(NodeUsageQuery::new().to_params().is_empty());
+        let empty = metrics_core::http::Request::get("x")
+            .with_query_params("coopr", &NodeUsageQuery::new().to_params())
+            .unwrap();
+        assert!(empty.query().is_empty());
     }
 
     #[test]

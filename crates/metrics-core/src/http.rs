@@ -592,16 +592,15 @@ pub fn redact_url(url: &str) -> String {
 /// assert_eq!(metrics_core::http::encode_path_segment("a b/c"), "a%20b%2Fc");
 /// ```
 pub fn encode_path_segment(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for byte in segment.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(segment, PATH_SEGMENT).to_string()
 }
+
+/// Everything but RFC 3986's unreserved characters (`A-Z a-z 0-9 - . _ ~`) is encoded.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// A configured HTTP client for one backend: one connection pool, cheap to clone.
 ///
