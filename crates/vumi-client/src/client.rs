@@ -298,8 +298,11 @@ enum Credentials {
 /// owner" to a server reading `X-Owner-ID` and "no token" to one behind an auth bouncer).
 fn explain_rejection(mut error: Error, credentials: Credentials, owner: bool) -> Error {
     let hint = match &error {
-        Error::Unauthenticated { message, .. } => {
-            Some(unauthenticated_hint(message, credentials, owner))
+        Error::Unauthenticated { .. } => {
+            let rejection = error
+                .detail::<VumiError>()
+                .map_or(Rejection::Other, |detail| detail.rejection);
+            Some(unauthenticated_hint(rejection, credentials, owner))
         }
         Error::Forbidden { .. } if credentials == Credentials::Token => Some(
             "the server's auth bouncer does not know the token set with with_token (VUMI_TOKEN)",
@@ -315,37 +318,88 @@ fn explain_rejection(mut error: Error, credentials: Credentials, owner: bool) ->
     error
 }
 
-/// What fixes a 401 with the server's `reason`, given what was sent.
-fn unauthenticated_hint(reason: &str, credentials: Credentials, owner: bool) -> &'static str {
+/// Why the server refused the credentials, read from its `reason` where the body arrives:
+/// the server has no error codes, only these fixed texts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// `Unauthorized`: no account owner was found (the server reads `X-Owner-ID`), or an
+    /// auth bouncer rejected the token.
+    NoOwner,
+    /// `Authentication Required`: the server wants HTTP Basic credentials.
+    BasicRequired,
+    /// `Authentication Failed`: the Basic user or password is wrong.
+    BasicFailed,
+    /// `Invalid Authorization header`: the header was not HTTP Basic.
+    InvalidHeader,
+    /// Any other reason.
+    Other,
+}
+
+impl Rejection {
+    fn of(reason: &str) -> Self {
+        match reason {
+            "Unauthorized" => Self::NoOwner,
+            "Authentication Required" => Self::BasicRequired,
+            "Authentication Failed" => Self::BasicFailed,
+            "Invalid Authorization header" => Self::InvalidHeader,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// The client's typed reading of a Vumi error answer, attached to the core error; get it
+/// with [`Error::detail`](metrics_core::Error::detail).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("Vumi rejected the credentials: {rejection:?}")]
+#[non_exhaustive]
+pub struct VumiError {
+    /// Why the credentials were refused.
+    pub rejection: Rejection,
+}
+
+impl VumiError {
+    fn rejected(rejection: Rejection) -> Self {
+        Self { rejection }
+    }
+}
+
+/// What fixes a 401 the server explained as `rejection`, given what was sent.
+fn unauthenticated_hint(
+    rejection: Rejection,
+    credentials: Credentials,
+    owner: bool,
+) -> &'static str {
     use Credentials::{Anonymous, Basic, Token};
-    match (reason, credentials, owner) {
+    use Rejection::{BasicFailed, BasicRequired, InvalidHeader, NoOwner};
+    match (rejection, credentials, owner) {
         // go-metrics-api: no owner found (it reads X-Owner-ID), or its auth bouncer found no
         // token. With HTTP Basic the owner is checked first.
-        ("Unauthorized", Anonymous, false) => {
+        (NoOwner, Anonymous, false) => {
             "the server found no account owner: no X-Owner-ID was sent; set the owner with with_owner_id (VUMI_OWNER_ID), or, for a server behind an auth bouncer, a token with with_token (VUMI_TOKEN)"
         }
-        ("Unauthorized", Basic, false) => {
+        (NoOwner, Basic, false) => {
             "the server checks HTTP Basic only after it has the account owner, and no X-Owner-ID was sent: set the owner with with_owner_id (VUMI_OWNER_ID)"
         }
-        ("Unauthorized", Token, false) => {
+        (NoOwner, Token, false) => {
             "the server found no account owner: if it reads X-Owner-ID, set the owner with with_owner_id (VUMI_OWNER_ID); if it has an auth bouncer, the bouncer rejected the token set with with_token (VUMI_TOKEN)"
         }
-        ("Unauthorized", Token, true) => {
+        (NoOwner, Token, true) => {
             "the server's auth bouncer rejected the token set with with_token (VUMI_TOKEN)"
         }
-        ("Unauthorized", _, true) => {
+        (NoOwner, _, true) => {
             "the server has an auth bouncer, which ignores X-Owner-ID and wants a Bearer token: set it with with_token (VUMI_TOKEN)"
         }
-        ("Authentication Required", Token, _) => {
+        (BasicRequired, Token, _) => {
             "the server uses HTTP Basic, not a Bearer token: set with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) instead of with_token (VUMI_TOKEN)"
         }
-        ("Authentication Required", ..) => {
+        (BasicRequired, ..) => {
             "the server uses HTTP Basic: set the user and password with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD)"
         }
-        ("Authentication Failed" | "Invalid Authorization header", Basic, _) => {
+        (BasicFailed | InvalidHeader, Basic, _) => {
             "the user or password set with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD) is wrong"
         }
-        ("Invalid Authorization header", ..) => {
+        (InvalidHeader, ..) => {
             "the server reads HTTP Basic credentials: set them with with_basic_auth (VUMI_USERNAME, VUMI_PASSWORD)"
         }
         (_, Token, _) => "the token set with with_token (VUMI_TOKEN) was rejected",
@@ -403,7 +457,13 @@ fn error_body(status: StatusCode, headers: &HeaderMap, body: &[u8]) -> ErrorBody
     if let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(body)
         && let Some(serde_json::Value::String(reason)) = object.get("reason")
     {
-        return ErrorBody::new(None, Some(reason.clone()));
+        let parsed = ErrorBody::new(None, Some(reason.clone()));
+        return match status {
+            StatusCode::UNAUTHORIZED => {
+                parsed.with_detail(Arc::new(VumiError::rejected(Rejection::of(reason))))
+            }
+            _ => parsed,
+        };
     }
     if status == StatusCode::NOT_FOUND {
         let shown = body_snippet(body).unwrap_or_else(|| "Not Found".to_owned());
@@ -803,11 +863,7 @@ mod tests {
                 Credentials::Basic,
             ] {
                 for owner in [false, true] {
-                    let error = explain_rejection(
-                        Error::api(BACKEND, 401, None, reason),
-                        credentials,
-                        owner,
-                    );
+                    let error = explain_rejection(answered(401, reason), credentials, owner);
                     let Error::Unauthenticated { message, .. } = &error else {
                         panic!("{error:?}");
                     };
@@ -820,11 +876,7 @@ mod tests {
             }
         }
         // The owner-header server's answer to a client without an owner.
-        let error = explain_rejection(
-            Error::api(BACKEND, 401, None, "Unauthorized"),
-            Credentials::Anonymous,
-            false,
-        );
+        let error = explain_rejection(answered(401, "Unauthorized"), Credentials::Anonymous, false);
         assert!(error.to_string().contains("X-Owner-ID"), "{error}");
         assert!(error.to_string().contains("with_owner_id (VUMI_OWNER_ID)"));
         // A bouncer's 403 for an unknown token.
@@ -846,6 +898,21 @@ mod tests {
         assert!(
             matches!(error, Error::Api { ref message, .. } if message == "Failed to fire metrics.")
         );
+    }
+
+    /// The error the pipeline makes of a `{"status_code", "reason"}` answer.
+    fn answered(status: u16, reason: &str) -> Error {
+        let body = serde_json::json!({ "status_code": status, "reason": reason }).to_string();
+        let parsed = error_body(
+            StatusCode::from_u16(status).unwrap(),
+            &HeaderMap::new(),
+            body.as_bytes(),
+        );
+        let error = Error::api(BACKEND, status, parsed.code, parsed.message.unwrap());
+        match parsed.detail {
+            Some(detail) => error.with_detail(detail),
+            None => error,
+        }
     }
 
     #[test]

@@ -53,7 +53,7 @@ mod model;
 pub mod source;
 pub mod time;
 
-pub use client::{DEFAULT_MAX_POINTS, VumiClient, VumiClientBuilder};
+pub use client::{DEFAULT_MAX_POINTS, Rejection, VumiClient, VumiClientBuilder, VumiError};
 pub use model::{
     Aggregator, DataPoint, FiredMetric, MetricKind, MetricName, MetricSeries, MetricsData,
     MetricsQuery, Nulls,
