@@ -73,8 +73,32 @@ use crate::model::{Series, SeriesKind, Unit, escape_label_value_into, is_valid_n
 /// assert!(table.contains("1.5 MiB"));
 /// ```
 pub fn table(collection: &Collection) -> String {
-    let header = ["SERIES", "LABELS", "VALUE", "POINTS", "LAST POINT (UTC)"];
-    let rows: Vec<[String; 5]> = collection
+    let mut out = series_table(collection);
+    for failure in &collection.failures {
+        let _ = match &failure.endpoint {
+            Some(endpoint) => writeln!(
+                out,
+                "FAILED  {} ({endpoint}): {}",
+                failure.source, failure.error
+            ),
+            None => writeln!(out, "FAILED  {}: {}", failure.source, failure.error),
+        };
+    }
+    out
+}
+
+/// [`table`] without the `FAILED` lines, for a program that reports failures elsewhere
+/// (the `metrics-hub` command prints them on stderr).
+pub fn series_table(collection: &Collection) -> String {
+    let header = [
+        "SERIES",
+        "LABELS",
+        "VALUE",
+        "TREND",
+        "POINTS",
+        "LAST POINT (UTC)",
+    ];
+    let rows: Vec<[String; 6]> = collection
         .series
         .iter()
         .map(|series| {
@@ -92,6 +116,10 @@ pub fn table(collection: &Collection) -> String {
                     || "-".to_owned(),
                     |p| human_value(p.value, series.unit.as_ref()),
                 ),
+                sparkline(
+                    &series.points.iter().map(|p| p.value).collect::<Vec<_>>(),
+                    SPARKLINE_WIDTH,
+                ),
                 series.points.len().to_string(),
                 last.map_or_else(
                     || "-".to_owned(),
@@ -107,7 +135,7 @@ pub fn table(collection: &Collection) -> String {
         }
     }
     let mut out = String::new();
-    let mut line = |cells: [&str; 5]| {
+    let mut line = |cells: [&str; 6]| {
         let mut text = String::new();
         for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
             // Values are right-aligned so that magnitudes line up.
@@ -122,24 +150,55 @@ pub fn table(collection: &Collection) -> String {
     };
     line(header);
     for row in &rows {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4]]);
+        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
     }
     for (source, count) in &collection.sources {
         if let Some(count) = count {
             let _ = writeln!(out, "ok      {source}: {count} series");
         }
     }
-    for failure in &collection.failures {
-        let _ = match &failure.endpoint {
-            Some(endpoint) => writeln!(
-                out,
-                "FAILED  {} ({endpoint}): {}",
-                failure.source, failure.error
-            ),
-            None => writeln!(out, "FAILED  {}: {}", failure.source, failure.error),
-        };
-    }
     out
+}
+
+/// How many of the newest points the table's sparkline shows.
+pub const SPARKLINE_WIDTH: usize = 24;
+
+/// The newest `width` values as bars from `▁` (the smallest shown) to `█` (the largest); a
+/// flat series is a row of `▄`, a value that is not finite a space.
+///
+/// ```
+/// use metrics_core::render::sparkline;
+///
+/// assert_eq!(sparkline(&[0.0, 1.0, 2.0, 7.0], 10), "▁▂▃█");
+/// assert_eq!(sparkline(&[5.0, 5.0], 10), "▄▄");
+/// assert_eq!(sparkline(&[1.0, f64::NAN, 3.0], 10), "▁ █");
+/// assert_eq!(sparkline(&[9.0, 0.0, 1.0], 2), "▁█");
+/// ```
+pub fn sparkline(values: &[f64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let shown = &values[values.len().saturating_sub(width)..];
+    let finite = shown.iter().copied().filter(|v| v.is_finite());
+    let (min, max) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    shown
+        .iter()
+        .map(|&v| {
+            if !v.is_finite() {
+                ' '
+            } else if max - min <= f64::EPSILON * max.abs().max(1.0) {
+                BARS[3]
+            } else {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "a finite ratio in 0..=1 scaled to 0..=7"
+                )]
+                let level = (((v - min) / (max - min)) * 7.0).round() as usize;
+                BARS[level.min(7)]
+            }
+        })
+        .collect()
 }
 
 /// A value in human units: binary prefixes for bytes, `ms`/`s`/`m`/`h`/`d` for seconds,
@@ -903,9 +962,17 @@ mod tests {
         );
         let table = table(&collection);
         let lines: Vec<&str> = table.lines().collect();
-        assert!(lines[0].starts_with("SERIES       LABELS  VALUE"));
-        assert!(lines[1].starts_with("a            k=v         1  1"));
-        assert!(lines[2].starts_with("longer_name          12345  1"));
+        assert!(lines[0].starts_with("SERIES       LABELS  VALUE  TREND  POINTS"));
+        assert!(
+            lines[1].starts_with("a            k=v         1  ▄      1"),
+            "{}",
+            lines[1]
+        );
+        assert!(
+            lines[2].starts_with("longer_name          12345  ▄      1"),
+            "{}",
+            lines[2]
+        );
         assert_eq!(lines[3], "ok      x: 2 series");
         assert_eq!(
             lines[4],

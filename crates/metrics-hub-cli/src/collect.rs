@@ -1,6 +1,5 @@
 //! `metrics-hub collect`: one collection from every source, printed.
 
-use std::fmt::Write as _;
 use std::io::{IsTerminal as _, Write as _};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -125,106 +124,10 @@ async fn show_progress(pending: Arc<Mutex<Vec<String>>>, total: usize) {
     }
 }
 
-/// The core's table with a sparkline of each series' points beside its value.
+/// The core's table (with a sparkline of each series' points beside its value), failures
+/// left to stderr.
 pub(crate) fn table(collection: &Collection) -> String {
-    let header = [
-        "SERIES",
-        "LABELS",
-        "VALUE",
-        "TREND",
-        "POINTS",
-        "LAST POINT (UTC)",
-    ];
-    let rows: Vec<[String; 6]> = collection
-        .series
-        .iter()
-        .map(|series| {
-            let labels = series
-                .labels
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(",");
-            let last = series.points.last();
-            let values: Vec<f64> = series.points.iter().map(|p| p.value).collect();
-            [
-                series.name.clone(),
-                labels,
-                last.map_or_else(
-                    || "-".to_owned(),
-                    |p| render::human_value(p.value, series.unit.as_ref()),
-                ),
-                sparkline(&values, SPARKLINE_WIDTH),
-                series.points.len().to_string(),
-                last.map_or_else(
-                    || "-".to_owned(),
-                    |p| p.time.format("%Y-%m-%d %H:%M:%S").to_string(),
-                ),
-            ]
-        })
-        .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut out = String::new();
-    let mut line = |cells: [&str; 6]| {
-        let mut text = String::new();
-        for (i, (cell, width)) in cells.iter().zip(widths).enumerate() {
-            // Values are right-aligned so that magnitudes line up.
-            if i == 2 {
-                let _ = write!(text, "{cell:>width$}  ");
-            } else {
-                let _ = write!(text, "{cell:<width$}  ");
-            }
-        }
-        out.push_str(text.trim_end());
-        out.push('\n');
-    };
-    line(header);
-    for row in &rows {
-        line([&row[0], &row[1], &row[2], &row[3], &row[4], &row[5]]);
-    }
-    for (source, count) in &collection.sources {
-        if let Some(count) = count {
-            let _ = writeln!(out, "ok      {source}: {count} series");
-        }
-    }
-    out
-}
-
-/// How many of the newest points the sparkline shows.
-const SPARKLINE_WIDTH: usize = 24;
-
-/// The newest `width` values as bars from `▁` (the smallest shown) to `█` (the largest); a
-/// flat series is a row of `▄`, a value that is not finite a space.
-pub(crate) fn sparkline(values: &[f64], width: usize) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let shown = &values[values.len().saturating_sub(width)..];
-    let finite = shown.iter().copied().filter(|v| v.is_finite());
-    let (min, max) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    shown
-        .iter()
-        .map(|&v| {
-            if !v.is_finite() {
-                ' '
-            } else if max - min <= f64::EPSILON * max.abs().max(1.0) {
-                BARS[3]
-            } else {
-                #[allow(
-                    clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss,
-                    reason = "a finite ratio in 0..=1 scaled to 0..=7"
-                )]
-                let level = (((v - min) / (max - min)) * 7.0).round() as usize;
-                BARS[level.min(7)]
-            }
-        })
-        .collect()
+    render::series_table(collection)
 }
 
 #[cfg(test)]
@@ -232,15 +135,6 @@ mod tests {
     use super::*;
     use metrics_hub::chrono::{TimeZone as _, Utc};
     use metrics_hub::{Series, SeriesKind, Unit};
-
-    #[test]
-    fn sparklines_scale_between_the_extremes() {
-        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 7.0], 10), "▁▂▃█");
-        assert_eq!(sparkline(&[5.0, 5.0], 10), "▄▄");
-        assert_eq!(sparkline(&[1.0, f64::NAN, 3.0], 10), "▁ █");
-        assert_eq!(sparkline(&[9.0, 0.0, 1.0], 2), "▁█");
-        assert_eq!(sparkline(&[], 10), "");
-    }
 
     #[test]
     fn table_has_a_trend_column() {
