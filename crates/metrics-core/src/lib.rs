@@ -14,6 +14,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod aggregate;
+pub mod digits;
 mod disposition;
 mod env;
 mod error;

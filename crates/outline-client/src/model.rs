@@ -14,6 +14,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use metrics_core::digits::{POWERS_OF_TEN, digit_run, run_value};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -1030,9 +1031,7 @@ fn scan_id(body: &[u8], start: usize) -> Option<ScannedId<'_>> {
             if word & before_quote & 0x8080_8080_8080_8080 != 0 {
                 std::str::from_utf8(id).ok()?;
             }
-            let number = (length > 0 && digit_run(word) >= length).then(|| {
-                eight_digits(word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - length)))
-            });
+            let number = (length > 0 && digit_run(word) >= length).then(|| run_value(word, length));
             return Some(ScannedId {
                 bytes: Cow::Borrowed(id),
                 number,
@@ -1144,33 +1143,17 @@ fn scan_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
             if more == 8 {
                 return scan_long_count(body, start);
             }
-            let high = eight_digits(first.wrapping_sub(0x3030_3030_3030_3030));
+            let high = run_value(first, 8);
             let low = match more {
                 0 => return plain_count(body, start, high, 8),
-                _ => eight_digits(second.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - more))),
+                _ => run_value(second, more),
             };
-            (high * TEN_TO_THE[more] + low, 8 + more)
+            (high * POWERS_OF_TEN[more] + low, 8 + more)
         }
-        _ => (
-            eight_digits(first.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - run))),
-            run,
-        ),
+        _ => (run_value(first, run), run),
     };
     plain_count(body, start, value, digits)
 }
-
-/// `10^0` to `10^8`.
-const TEN_TO_THE: [u64; 9] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-];
 
 /// The checks of a count of `digits` digits at `start` whose value is `value`: no leading
 /// zero, no fraction, no exponent.
@@ -1189,17 +1172,6 @@ fn plain_count(body: &[u8], start: usize, value: u64, digits: usize) -> Option<(
 /// [`scan_count`] for a count of 16 digits or more, or near the end of the body: eight
 /// digits at a time while eight bytes remain, each step checked for overflow.
 fn scan_long_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
-    const POWERS_OF_TEN: [u64; 9] = [
-        1,
-        10,
-        100,
-        1_000,
-        10_000,
-        100_000,
-        1_000_000,
-        10_000_000,
-        100_000_000,
-    ];
     let mut at = start;
     let mut value: u64 = 0;
     while let Some(chunk) = body.get(at..at + 8) {
@@ -1208,11 +1180,9 @@ fn scan_long_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
         if run == 0 {
             break;
         }
-        // The run's digits, shifted to the high bytes: the bytes left below are zeros.
-        let digits = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - run));
         value = value
             .checked_mul(POWERS_OF_TEN[run])?
-            .checked_add(eight_digits(digits))?;
+            .checked_add(run_value(word, run))?;
         at += run;
         if run < 8 {
             break;
@@ -1236,29 +1206,10 @@ fn scan_long_count(body: &[u8], start: usize) -> Option<(u64, usize)> {
     Some((value, at))
 }
 
-/// How many of the eight bytes of `word` (first byte lowest) are ASCII digits before the
-/// first one that is not. A byte under `'0'` sets its top bit when `'0'` is subtracted, one
-/// over `'9'` when `0x46` is added; the borrows and carries this makes only run upward, from
-/// a byte that is not a digit, so the run below it is read exactly.
-fn digit_run(word: u64) -> usize {
-    let below = word.wrapping_sub(0x3030_3030_3030_3030);
-    let above = word.wrapping_add(0x4646_4646_4646_4646);
-    let not_digits = (below | above) & 0x8080_8080_8080_8080;
-    (not_digits.trailing_zeros() / 8) as usize
-}
-
 /// The high bit of the first zero byte of `word` (first byte lowest), and perhaps of later
 /// bytes, which are never read: a borrow runs upward only from a zero byte.
 fn zero_bytes(word: u64) -> u64 {
     word.wrapping_sub(0x0101_0101_0101_0101) & !word & 0x8080_8080_8080_8080
-}
-
-/// The number eight digit values (0–9, most significant in the lowest byte) make.
-fn eight_digits(digits: u64) -> u64 {
-    // Pairs, then fours, then all eight, each step in place in wider lanes.
-    let pairs = digits.wrapping_mul(10).wrapping_add(digits >> 8) & 0x00ff_00ff_00ff_00ff;
-    let fours = pairs.wrapping_mul(100).wrapping_add(pairs >> 16) & 0x0000_ffff_0000_ffff;
-    fours.wrapping_mul(10_000).wrapping_add(fours >> 32) & 0xffff_ffff
 }
 
 /// The two decoders behind [`TransferMetrics::from_json`], one at a time, for the

@@ -19,6 +19,7 @@
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use metrics_core::Result;
+use metrics_core::digits::{POWERS_OF_TEN, digit_run, run_value};
 
 use crate::BACKEND;
 use crate::model::{DataPoint, WireMetrics};
@@ -126,41 +127,6 @@ fn word_at(body: &[u8], at: usize) -> Option<u64> {
     let bytes: [u8; 8] = body.get(at..at + 8)?.try_into().ok()?;
     Some(u64::from_le_bytes(bytes))
 }
-
-/// How many of the eight bytes of `word` (first byte lowest) are ASCII digits before the
-/// first one that is not. A byte under `'0'` sets its top bit when `'0'` is subtracted, one
-/// over `'9'` when `0x46` is added; the borrows and carries this makes only run upward, from
-/// a byte that is not a digit, so the run below it is read exactly.
-#[inline(always)]
-fn digit_run(word: u64) -> usize {
-    let below = word.wrapping_sub(0x3030_3030_3030_3030);
-    let above = word.wrapping_add(0x4646_4646_4646_4646);
-    ((below | above) & 0x8080_8080_8080_8080).trailing_zeros() as usize / 8
-}
-
-/// The value of the first `run` bytes of `word`, which are ASCII digits; `run` in `1..=8`.
-#[inline(always)]
-fn run_value(word: u64, run: usize) -> u64 {
-    // The run's digit values, moved to the high bytes: the bytes below become leading zeros.
-    let digits = word.wrapping_sub(0x3030_3030_3030_3030) << (8 * (8 - run));
-    // Pairs, then fours, then all eight; the first digit is the lowest byte.
-    let pairs = (digits.wrapping_mul(10) + (digits >> 8)) & 0x00ff_00ff_00ff_00ff;
-    let fours = (pairs.wrapping_mul(100) + (pairs >> 16)) & 0x0000_ffff_0000_ffff;
-    (fours.wrapping_mul(10_000) + (fours >> 32)) & 0xffff_ffff
-}
-
-/// `10^0` to `10^8`.
-const POWERS_OF_TEN: [u64; 9] = [
-    1,
-    10,
-    100,
-    1_000,
-    10_000,
-    100_000,
-    1_000_000,
-    10_000_000,
-    100_000_000,
-];
 
 /// Reads the digits from `at` onto `value` (which wraps past 19 digits: the callers count
 /// the digits and check once), eight at a time while eight bytes remain; the new value and
