@@ -2104,12 +2104,17 @@ pub struct AlertsStatus {
 // Helpers shared with the queue.
 
 /// Writes the queue's request bodies, `{"measurements":[…]}`, straight into a pre-sized
-/// buffer. A queue's measurements share their name and tags (`Arc`s), so the JSON of the
-/// last name and tag set seen is kept and copied instead of being serialized again.
+/// buffer. A queue's measurements share their name and tags (`Arc`s), so the JSON around
+/// the value — `{"name":…,"value":` before it, `,"tags":{…}}` after it — is kept for the
+/// last name and tag set seen and copied whole instead of being serialized again.
 #[derive(Default)]
 pub(crate) struct ChunkWriter {
-    name: Option<(Arc<str>, Vec<u8>)>,
-    tags: Option<(Arc<Tags>, Vec<u8>)>,
+    /// `{"name":<name>,"value":`.
+    opening: Option<(Arc<str>, Vec<u8>)>,
+    /// `,"tags":<tags>}`.
+    closing: Option<(Arc<Tags>, Vec<u8>)>,
+    /// `,"time":<time>`: a queue stamps whole seconds, so runs of measurements share it.
+    time: Option<(i64, Vec<u8>)>,
     /// The size of the last body, to size the next one's buffer.
     last_len: usize,
 }
@@ -2136,41 +2141,68 @@ impl ChunkWriter {
             // Summaries are rare in a queue: serde writes them.
             return serde_json::to_writer(&mut *out, m);
         };
-        if m.properties.is_some() {
+        if m.properties.is_some() || !value.is_finite() {
             return serde_json::to_writer(&mut *out, m);
         }
-        out.extend_from_slice(b"{\"name\":");
-        match &self.name {
+        match &self.opening {
             Some((name, json)) if Arc::ptr_eq(name, &m.name) => out.extend_from_slice(json),
             _ => {
-                let json = serde_json::to_vec(&*m.name)?;
+                let mut json = b"{\"name\":".to_vec();
+                serde_json::to_writer(&mut json, &*m.name)?;
+                json.extend_from_slice(b",\"value\":");
                 out.extend_from_slice(&json);
-                self.name = Some((Arc::clone(&m.name), json));
+                self.opening = Some((Arc::clone(&m.name), json));
             }
         }
-        out.extend_from_slice(b",\"value\":");
-        serde_json::to_writer(&mut *out, &value)?;
+        write_finite(out, value);
         if let Some(time) = m.time {
-            out.extend_from_slice(b",\"time\":");
-            serde_json::to_writer(&mut *out, &time)?;
-        }
-        if let Some(period) = m.period {
-            out.extend_from_slice(b",\"period\":");
-            serde_json::to_writer(&mut *out, &period)?;
-        }
-        if let Some(tags) = &m.tags {
-            out.extend_from_slice(b",\"tags\":");
-            match &self.tags {
-                Some((cached, json)) if Arc::ptr_eq(cached, tags) => out.extend_from_slice(json),
+            match &self.time {
+                Some((cached, json)) if *cached == time => out.extend_from_slice(json),
                 _ => {
-                    let json = serde_json::to_vec(&**tags)?;
+                    let mut json = b",\"time\":".to_vec();
+                    json.extend_from_slice(itoa::Buffer::new().format(time).as_bytes());
                     out.extend_from_slice(&json);
-                    self.tags = Some((Arc::clone(tags), json));
+                    self.time = Some((time, json));
                 }
             }
         }
-        out.push(b'}');
+        if let Some(period) = m.period {
+            out.extend_from_slice(b",\"period\":");
+            out.extend_from_slice(itoa::Buffer::new().format(period).as_bytes());
+        }
+        let Some(tags) = &m.tags else {
+            out.push(b'}');
+            return Ok(());
+        };
+        match &self.closing {
+            Some((cached, json)) if Arc::ptr_eq(cached, tags) => out.extend_from_slice(json),
+            _ => {
+                let mut json = b",\"tags\":".to_vec();
+                serde_json::to_writer(&mut json, &**tags)?;
+                json.push(b'}');
+                out.extend_from_slice(&json);
+                self.closing = Some((Arc::clone(tags), json));
+            }
+        }
         Ok(())
+    }
+}
+
+/// Writes a finite `value` as `serde_json` does. Whole numbers below 2^53 — counts, sizes,
+/// most gauges — are their integer's digits and `.0`, which is what the shortest-digits
+/// search finds for them too, at a fraction of its cost.
+fn write_finite(out: &mut Vec<u8>, value: f64) {
+    /// 2^53: every whole number below it is exact in an `f64` and in an `i64`.
+    const EXACT: f64 = 9_007_199_254_740_992.0;
+    #[allow(clippy::cast_possible_truncation, reason = "checked: a whole number below 2^53")]
+    let whole = value as i64;
+    #[allow(clippy::cast_precision_loss, reason = "below 2^53: exact")]
+    let is_whole = value.abs() < EXACT && whole as f64 == value;
+    if is_whole && !(value == 0.0 && value.is_sign_negative()) {
+        out.extend_from_slice(itoa::Buffer::new().format(whole).as_bytes());
+        out.extend_from_slice(b".0");
+    } else {
+        out.extend_from_slice(zmij::Buffer::new().format_finite(value).as_bytes());
     }
 }
 
@@ -2194,12 +2226,16 @@ mod tests {
         let mut second = plain.clone();
         second.time = Some(1_700_000_000);
         second.period = Some(60);
+        // The cached `time` must follow a change of second.
+        let mut third = second.clone();
+        third.time = Some(1_700_000_001);
         let mut summary = Measurement::summary("s", Summary::new(2, 3.0));
         summary.tags = Some(Arc::clone(&shared));
         let described = plain.clone().with_description("d");
         let chunk = [
             plain,
             second,
+            third,
             summary,
             described,
             Measurement::new("n", -0.0),
@@ -2215,6 +2251,34 @@ mod tests {
             let body = writer.body(&chunk).unwrap();
             let written: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(written, expected);
+        }
+    }
+
+    #[test]
+    fn values_are_written_as_serde_writes_them() {
+        let mut values = vec![
+            0.0, -0.0, 1.0, -1.0, 12.0, 0.5, 1e15, 1e16, 1e17, 9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0, -9_007_199_254_740_991.0, 1e-7, 123.456, 1e300, f64::MIN_POSITIVE,
+            f64::MAX, f64::MIN, 0.1 + 0.2,
+        ];
+        // Whole numbers across the fast path's range, and their neighbours, by a fixed walk.
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..20_000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            #[allow(clippy::cast_precision_loss, reason = "any double will do")]
+            let whole = (state >> (state % 60)) as f64;
+            values.extend([whole, -whole, whole + 0.5, f64::from_bits(state)]);
+        }
+        for value in values.into_iter().filter(|v| v.is_finite()) {
+            let mut written = Vec::new();
+            write_finite(&mut written, value);
+            assert_eq!(
+                String::from_utf8(written).unwrap(),
+                serde_json::to_string(&value).unwrap(),
+                "{value:e}"
+            );
         }
     }
 

@@ -298,6 +298,8 @@ pub struct MeasurementQueue {
 struct Pending {
     items: VecDeque<Measurement>,
     names: HashSet<Arc<str>>,
+    /// The name of the last `add`: a run of one metric's values skips hashing the name.
+    last_name: Option<Arc<str>>,
 }
 
 /// How many checked names a queue remembers; past it, the set starts over (names are then
@@ -307,15 +309,23 @@ const MAX_REMEMBERED_NAMES: usize = 4_096;
 impl Pending {
     /// The shared, checked form of `name`.
     fn name(&mut self, name: &str) -> Result<Arc<str>> {
-        if let Some(known) = self.names.get(name) {
-            return Ok(Arc::clone(known));
+        if let Some(last) = &self.last_name
+            && **last == *name
+        {
+            return Ok(Arc::clone(last));
         }
-        crate::validate::metric_name(name)?;
-        if self.names.len() >= MAX_REMEMBERED_NAMES {
-            self.names.clear();
-        }
-        let shared: Arc<str> = Arc::from(name);
-        self.names.insert(Arc::clone(&shared));
+        let shared = if let Some(known) = self.names.get(name) {
+            Arc::clone(known)
+        } else {
+            crate::validate::metric_name(name)?;
+            if self.names.len() >= MAX_REMEMBERED_NAMES {
+                self.names.clear();
+            }
+            let shared: Arc<str> = Arc::from(name);
+            self.names.insert(Arc::clone(&shared));
+            shared
+        };
+        self.last_name = Some(Arc::clone(&shared));
         Ok(shared)
     }
 
@@ -425,7 +435,13 @@ impl MeasurementQueue {
 
     /// The time a measurement added now gets, if the queue stamps them.
     fn stamp(&self) -> Option<i64> {
-        self.timestamps.then(|| chrono::Utc::now().timestamp())
+        // Whole seconds straight from the system clock: `Utc::now().timestamp()` builds a
+        // calendar date only to take it apart again, which cost more than the rest of `add`.
+        self.timestamps.then(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| i64::try_from(since.as_secs()).unwrap_or(i64::MAX))
+        })
     }
 
     /// Appends to the queue, dropping the oldest measurements past the capacity. Returns
