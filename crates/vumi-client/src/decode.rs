@@ -128,6 +128,23 @@ fn word_at(body: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_le_bytes(bytes))
 }
 
+/// `bytes` (at most eight) as a word, first byte lowest, the rest zero: the pattern a
+/// [`word_at`] masked with [`low_bytes`] is compared with.
+const fn word_of(bytes: &[u8]) -> u64 {
+    let mut word = 0;
+    let mut i = bytes.len();
+    while i > 0 {
+        i -= 1;
+        word = (word << 8) | bytes[i] as u64;
+    }
+    word
+}
+
+/// The mask of a word's first `count` bytes (1 to 7).
+const fn low_bytes(count: u32) -> u64 {
+    (1 << (8 * count)) - 1
+}
+
 /// Reads the digits from `at` onto `value` (which wraps past 19 digits: the callers count
 /// the digits and check once), eight at a time while eight bytes remain; the new value and
 /// the position after the digits.
@@ -149,8 +166,8 @@ fn read_digits(body: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
     read_short_digits(body, at, value)
 }
 
-/// [`read_digits`] one byte at a time: quicker for the few digits of a value, where a
-/// word costs more than the bytes it saves.
+/// [`read_digits`] one byte at a time: for the values [`short_decimal_at`] leaves to
+/// [`number_at`] (long runs, exponents, the end of the body), and the tail of a timestamp.
 #[inline(always)]
 fn read_short_digits(body: &[u8], mut at: usize, mut value: u64) -> (u64, usize) {
     while let Some(&byte) = body.get(at) {
@@ -282,31 +299,32 @@ impl Scanner<'_> {
     }
 
     /// `{"x": 1, "y": 2.0}` (Python's `json.dumps`) or `{"x":1,"y":2.0}` (`serde_json`): the
-    /// punctuation compared at once rather than token by token. `None` for any other
-    /// layout, which [`Scanner::point`] then reads from the start.
+    /// punctuation compared a word at a time rather than token by token. `None` for any
+    /// other layout, or too near the end of the body for a whole word, which
+    /// [`Scanner::point`] then reads from the start.
     #[inline]
     fn point_as_servers_write_it(&mut self) -> Option<DataPoint> {
         // The position stays in a local, written back once: the hot loops then keep it in
         // a register instead of storing it on every byte.
         let body = self.body;
-        let rest = &body[self.at..];
-        let spaced = if rest.starts_with(b"{\"x\": ") {
+        let opening = word_at(body, self.at)?;
+        let spaced = if opening & low_bytes(6) == word_of(b"{\"x\": ") {
             true
-        } else if rest.starts_with(b"{\"x\":") {
+        } else if opening & low_bytes(5) == word_of(b"{\"x\":") {
             false
         } else {
             return None;
         };
         let at = self.at + if spaced { 6 } else { 5 };
-        let (time, mut at) = self.timestamp_at(at)?;
-        let rest = &body[at..];
-        if spaced && rest.starts_with(b", \"y\": ") {
-            at += 7;
-        } else if !spaced && rest.starts_with(b",\"y\":") {
-            at += 5;
+        let (time, at) = self.timestamp_at(at)?;
+        let between = word_at(body, at)?;
+        let at = if spaced && between & low_bytes(7) == word_of(b", \"y\": ") {
+            at + 7
+        } else if !spaced && between & low_bytes(5) == word_of(b",\"y\":") {
+            at + 5
         } else {
             return None;
-        }
+        };
         let (value, at) = value_at(body, at)?;
         if body.get(at) != Some(&b'}') {
             return None;
@@ -406,6 +424,9 @@ fn value_at(body: &[u8], at: usize) -> Option<(Option<f64>, usize)> {
 /// parser (Eisel-Lemire with a big-number fallback: correctly rounded).
 #[inline(always)]
 fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
+    if let Some(read) = short_decimal_at(body, start) {
+        return Some(read);
+    }
     let mut at = start;
     let negative = body.get(at) == Some(&b'-');
     at += usize::from(negative);
@@ -477,6 +498,42 @@ fn number_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
     Some((value, at))
 }
 
+/// The form nearly every value takes, `-?D{1,7}(.D{1,7})?` without an exponent, read a word
+/// per digit run instead of a byte at a time; `None` for any other form (or too near the end
+/// of the body for whole words), which [`number_at`] then reads byte by byte. At most 14
+/// digits and a divisor of at most 10^7: both exact in a `f64`, so one division rounds
+/// correctly, as in [`number_at`].
+#[inline(always)]
+fn short_decimal_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
+    let negative = *body.get(start)? == b'-';
+    let integer = start + usize::from(negative);
+    let word = word_at(body, integer)?;
+    let run = digit_run(word);
+    // A leading zero followed by digits is serde's to refuse.
+    if run == 0 || run == 8 || (run > 1 && word & 0xff == u64::from(b'0')) {
+        return None;
+    }
+    let mut mantissa = run_value(word, run);
+    let mut at = integer + run;
+    let mut scale = 0;
+    if (word >> (8 * run)) & 0xff == u64::from(b'.') {
+        let word = word_at(body, at + 1)?;
+        let fraction = digit_run(word);
+        if fraction == 0 || fraction == 8 {
+            return None;
+        }
+        mantissa = mantissa * POWERS_OF_TEN[fraction] + run_value(word, fraction);
+        at += 1 + fraction;
+        scale = fraction;
+    }
+    if let Some(b'e' | b'E') = body.get(at) {
+        return None;
+    }
+    #[allow(clippy::cast_precision_loss, reason = "at most 14 digits: exact")]
+    let value = mantissa as f64 / EXACT_POWERS_OF_TEN[scale];
+    Some((if negative { -value } else { value }, at))
+}
+
 /// A number literal the one-operation path cannot round, by the standard library's parser;
 /// kept out of line, off the path of the usual values.
 #[cold]
@@ -543,6 +600,37 @@ mod tests {
 
     fn body_with_value(number: &str) -> String {
         format!(r#"{{"a.sum":[{{"x":1,"y":{number}}}]}}"#)
+    }
+
+    #[test]
+    fn every_digit_count_either_side_of_the_point_reads_as_serde_reads_it() {
+        // Runs shorter than, equal to and longer than a word, on both sides of the point, in
+        // both layouts, and at the very end of a body, where no whole word is left.
+        let digits = "98765432109876543210";
+        for integer in (0..=17).map(|n| if n == 0 { "0" } else { &digits[..n] }) {
+            for fraction in 0..=17 {
+                for sign in ["", "-"] {
+                    let number = if fraction == 0 {
+                        format!("{sign}{integer}")
+                    } else {
+                        format!("{sign}{integer}.{}", &digits[20 - fraction..])
+                    };
+                    assert_scanned(&format!(r#"{{"a.sum":[{{"x":1,"y":{number}}}]}}"#));
+                    assert_scanned(&format!(
+                        r#"{{"a.sum": [{{"x": 1795048800000, "y": {number}}}, {{"x": 1795048800001, "y": {number}}}]}}"#
+                    ));
+                }
+            }
+        }
+        for refused in ["00", "01.5", "-012", "1.", "-", "1.5e", "1.5.5", "0x1"] {
+            assert_left_to_serde(format!(r#"{{"a.sum":[{{"x":1,"y":{refused}}}]}}"#).as_bytes());
+            assert_left_to_serde(
+                format!(
+                    r#"{{"a.sum": [{{"x": 1795048800000, "y": {refused}}}, {{"x": 2, "y": 1}}]}}"#
+                )
+                .as_bytes(),
+            );
+        }
     }
 
     #[test]
