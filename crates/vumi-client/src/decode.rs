@@ -64,6 +64,7 @@ pub(crate) fn scan(body: &[u8]) -> Option<Decoded> {
         body,
         at: 0,
         day: Day::NONE,
+        head: (u64::MAX, 0),
     };
     scanner.expect(b'{')?;
     let mut series: Decoded = Vec::new();
@@ -141,7 +142,7 @@ const fn word_of(bytes: &[u8]) -> u64 {
 }
 
 /// The mask of a word's first `count` bytes (1 to 7).
-const fn low_bytes(count: u32) -> u64 {
+const fn low_bytes(count: usize) -> u64 {
     (1 << (8 * count)) - 1
 }
 
@@ -195,6 +196,9 @@ struct Scanner<'a> {
     body: &'a [u8],
     at: usize,
     day: Day,
+    /// The first five bytes of the last thirteen-digit timestamp, as a word, and their
+    /// value; at first a word no five bytes can make.
+    head: (u64, u64),
 }
 
 impl Scanner<'_> {
@@ -345,6 +349,9 @@ impl Scanner<'_> {
     /// [`Scanner::timestamp`] at `start`: the time and the position after it.
     #[inline(always)]
     fn timestamp_at(&mut self, start: usize) -> Option<(DateTime<Utc>, usize)> {
+        if let Some(millis) = self.thirteen_digits_at(start) {
+            return Some((self.day.time(millis)?, start + 13));
+        }
         let body = self.body;
         let (millis, at) = read_digits(body, start, 0);
         let digits = at - start;
@@ -358,6 +365,36 @@ impl Scanner<'_> {
             return None;
         }
         Some((self.day.time(millis)?, at))
+    }
+
+    /// A timestamp of thirteen digits — every millisecond from 2001-09-09 to 2286-11-20 —
+    /// or `None` for any other (which [`Scanner::timestamp_at`] then reads digit run by
+    /// digit run). A series' points share their first five digits (10^8 ms, about 28
+    /// hours) for long runs, so those are compared as bytes with the last ones converted,
+    /// and only the other eight are converted anew.
+    #[inline(always)]
+    fn thirteen_digits_at(&mut self, start: usize) -> Option<u64> {
+        let body = self.body;
+        let head = word_at(body, start)? & low_bytes(5);
+        let tail = word_at(body, start + 5)?;
+        // Eight digits, then neither a digit nor a fraction or an exponent.
+        if digit_run(tail) != 8 || matches!(body.get(start + 13)?, b'0'..=b'9' | b'.' | b'e' | b'E')
+        {
+            return None;
+        }
+        let (known, high) = self.head;
+        let high = if head == known {
+            high
+        } else {
+            // Five digits, the first not a zero (serde refuses a leading zero).
+            if digit_run(head) != 5 || head & 0xff == u64::from(b'0') {
+                return None;
+            }
+            let high = run_value(head, 5);
+            self.head = (head, high);
+            high
+        };
+        Some(high * 100_000_000 + run_value(tail, 8))
     }
 }
 
@@ -513,19 +550,36 @@ fn short_decimal_at(body: &[u8], start: usize) -> Option<(f64, usize)> {
     if run == 0 || run == 8 || (run > 1 && word & 0xff == u64::from(b'0')) {
         return None;
     }
-    let mut mantissa = run_value(word, run);
-    let mut at = integer + run;
-    let mut scale = 0;
-    if (word >> (8 * run)) & 0xff == u64::from(b'.') {
-        let word = word_at(body, at + 1)?;
-        let fraction = digit_run(word);
-        if fraction == 0 || fraction == 8 {
-            return None;
+    let (mantissa, at, scale) = if (word >> (8 * run)) & 0xff == u64::from(b'.') {
+        // The bytes after the point, zeros shifted in behind them (zero is not a digit):
+        // their run stops at the word's end if not before.
+        let after_point = word.checked_shr(8 * (run as u32 + 1)).unwrap_or(0);
+        let in_word = digit_run(after_point);
+        let fraction;
+        let mantissa;
+        if run + 1 + in_word < 8 {
+            if in_word == 0 {
+                return None;
+            }
+            // `12.5` and the like whole in one word: the point cut out, one conversion.
+            fraction = in_word;
+            let digits =
+                (word & low_bytes(run)) | ((after_point & low_bytes(fraction)) << (8 * run));
+            mantissa = run_value(digits, run + fraction);
+        } else {
+            // The fraction may go on past the word: read it from the point.
+            let word_after = word_at(body, integer + run + 1)?;
+            fraction = digit_run(word_after);
+            if fraction == 0 || fraction == 8 {
+                return None;
+            }
+            mantissa =
+                run_value(word, run) * POWERS_OF_TEN[fraction] + run_value(word_after, fraction);
         }
-        mantissa = mantissa * POWERS_OF_TEN[fraction] + run_value(word, fraction);
-        at += 1 + fraction;
-        scale = fraction;
-    }
+        (mantissa, integer + run + 1 + fraction, fraction)
+    } else {
+        (run_value(word, run), integer + run, 0)
+    };
     if let Some(b'e' | b'E') = body.get(at) {
         return None;
     }
@@ -600,6 +654,29 @@ mod tests {
 
     fn body_with_value(number: &str) -> String {
         format!(r#"{{"a.sum":[{{"x":1,"y":{number}}}]}}"#)
+    }
+
+    #[test]
+    fn thirteen_digit_times_read_as_serde_reads_them_as_their_first_digits_change() {
+        assert_scanned(
+            r#"{"a.sum": [{"x": 1795048800000, "y": 1}, {"x": 1795048800001, "y": 2}, {"x": 1799999999999, "y": 3}, {"x": 1800000000000, "y": 4}, {"x": 9999999999999, "y": 5}, {"x": 1000000000000, "y": 6}, {"x": 999999999999, "y": 7}, {"x": 10000000000000, "y": 8}]}"#,
+        );
+        for refused in [
+            "0795048800000",
+            "00000000000000",
+            "17950488000000000000",
+            "1795048800000.5",
+            "1795048800000e0",
+            "1795048800000E0",
+            "-1795048800000",
+        ] {
+            assert_left_to_serde(
+                format!(
+                    r#"{{"a.sum": [{{"x": 1795048800000, "y": 1}}, {{"x": {refused}, "y": 2}}]}}"#
+                )
+                .as_bytes(),
+            );
+        }
     }
 
     #[test]
