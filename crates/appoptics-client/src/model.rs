@@ -2194,7 +2194,10 @@ impl ChunkWriter {
 fn write_finite(out: &mut Vec<u8>, value: f64) {
     /// 2^53: every whole number below it is exact in an `f64` and in an `i64`.
     const EXACT: f64 = 9_007_199_254_740_992.0;
-    #[allow(clippy::cast_possible_truncation, reason = "checked: a whole number below 2^53")]
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "checked: a whole number below 2^53"
+    )]
     let whole = value as i64;
     #[allow(clippy::cast_precision_loss, reason = "below 2^53: exact")]
     let is_whole = value.abs() < EXACT && whole as f64 == value;
@@ -2257,9 +2260,25 @@ mod tests {
     #[test]
     fn values_are_written_as_serde_writes_them() {
         let mut values = vec![
-            0.0, -0.0, 1.0, -1.0, 12.0, 0.5, 1e15, 1e16, 1e17, 9_007_199_254_740_991.0,
-            9_007_199_254_740_992.0, -9_007_199_254_740_991.0, 1e-7, 123.456, 1e300, f64::MIN_POSITIVE,
-            f64::MAX, f64::MIN, 0.1 + 0.2,
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            12.0,
+            0.5,
+            1e15,
+            1e16,
+            1e17,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            -9_007_199_254_740_991.0,
+            1e-7,
+            123.456,
+            1e300,
+            f64::MIN_POSITIVE,
+            f64::MAX,
+            f64::MIN,
+            0.1 + 0.2,
         ];
         // Whole numbers across the fast path's range, and their neighbours, by a fixed walk.
         let mut state = 0x9e37_79b9_7f4a_7c15_u64;
