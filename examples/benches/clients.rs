@@ -1174,7 +1174,7 @@ fn run_profile(spec: &str) -> Res<()> {
         } else {
             metrics_hub_cli::exposition::Format::OpenMetrics
         };
-        return exporter::profiled_renders(side == "theirs", format, calls.parse()?);
+        return exporter::profile_renders(side == "theirs", format, calls.parse()?);
     }
     let op = Op::from_key(key).ok_or("unknown operation")?;
     let calls: usize = calls.parse()?;

@@ -94,18 +94,34 @@ struct RequestLabels {
 /// prometheus-client's float gauge.
 type FloatGauge = Gauge<f64, std::sync::atomic::AtomicU64>;
 
+const TRANSFER: &str = "outline_access_key_bytes_transferred";
+const TRANSFER_HELP: &str =
+    "Bytes the access key sent from the server over the rolling last 30 days";
+const TUNNEL: &str = "outline_server_access_key_tunnel_time_seconds";
+const TUNNEL_HELP: &str = "Tunnel time of the access key's devices in the window";
+const DEVICES: &str = "outline_server_access_key_peak_device_count";
+const DEVICES_HELP: &str = "Most devices using the access key at once in the window";
+const EVALUATIONS: &str = "unleash_feature_evaluations";
+const EVALUATIONS_HELP: &str =
+    "Flag evaluations counted by Unleash SDKs in the hour starting at the point's time";
+const REQUESTS: &str = "appoptics_api_requests";
+const REQUESTS_HELP: &str = "Requests served, as the service reports them";
+
 /// The same 100 000 samples as series (what the exporter caches) and as a populated
-/// prometheus-client registry. prometheus-client ends every help text with a period; the
-/// series' help has it already, so that both bodies say the same.
-#[allow(
-    clippy::cast_precision_loss,
-    clippy::cast_possible_wrap,
-    reason = "values below 2^53"
-)]
+/// prometheus-client registry, each side's made apart from the other's so that neither
+/// finds its data interleaved with the other's in memory.
 pub(crate) fn workload() -> (Vec<Series>, Registry) {
+    let series = series();
+    let registry = registry(&series);
+    (series, registry)
+}
+
+/// The exporter's side. prometheus-client ends every help text with a period; these help
+/// texts have it already, so that both bodies say the same.
+#[allow(clippy::cast_precision_loss, reason = "values below 2^53")]
+fn series() -> Vec<Series> {
     let at = Utc.timestamp_millis_opt(1_700_000_000_000).unwrap();
     let mut series = Vec::with_capacity(SERIES);
-    let mut registry = Registry::default();
     let one = |name: &str, kind, help: &str, unit: Option<Unit>, value: f64| {
         let mut s = Series::new(name, kind).with_help(format!("{help}."));
         if let Some(unit) = unit {
@@ -113,16 +129,12 @@ pub(crate) fn workload() -> (Vec<Series>, Registry) {
         }
         s.with_label("source", SOURCE).with_point(at, value)
     };
-
     // Outline transfer per key: bytes, integers up to 10^11.
-    const TRANSFER_HELP: &str =
-        "Bytes the access key sent from the server over the rolling last 30 days";
-    let transfer = Family::<KeyLabels, Gauge>::default();
     for i in 0..TRANSFER_KEYS {
         let bytes = mix(i, 1) % 100_000_000_000;
         series.push(
             one(
-                "outline_access_key_bytes_transferred",
+                TRANSFER,
                 SeriesKind::Gauge,
                 TRANSFER_HELP,
                 Some(Unit::Bytes),
@@ -130,36 +142,15 @@ pub(crate) fn workload() -> (Vec<Series>, Registry) {
             )
             .with_label("access_key_id", i.to_string()),
         );
-        transfer
-            .get_or_create(&KeyLabels {
-                access_key_id: i.to_string(),
-                source: SOURCE.to_owned(),
-            })
-            .set(bytes as i64);
     }
-    registry.register(
-        "outline_access_key_bytes_transferred",
-        TRANSFER_HELP,
-        transfer,
-    );
-
-    // Outline server metrics per key: tunnel time with a fraction, device counts.
-    const TUNNEL_HELP: &str = "Tunnel time of the access key's devices in the window";
-    const DEVICES_HELP: &str = "Most devices using the access key at once in the window";
-    let tunnel = Family::<KeyLabels, FloatGauge>::default();
-    let devices = Family::<KeyLabels, Gauge>::default();
+    // Outline server metrics per key: tunnel time with a fraction (never a whole number,
+    // so that both sides write the same shortest form), device counts.
     for i in 0..SERVER_KEYS {
-        let labels = KeyLabels {
-            access_key_id: i.to_string(),
-            source: SOURCE.to_owned(),
-        };
         let x = mix(i, 2);
-        // Never a whole number: both sides then write the same shortest form.
         let seconds = (x % 2_592_000) as f64 + 0.5 + (x % 4) as f64 * 0.125;
-        let count = x % 17;
         series.push(
             one(
-                "outline_server_access_key_tunnel_time_seconds",
+                TUNNEL,
                 SeriesKind::Gauge,
                 TUNNEL_HELP,
                 Some(Unit::Seconds),
@@ -167,104 +158,123 @@ pub(crate) fn workload() -> (Vec<Series>, Registry) {
             )
             .with_label("access_key_id", i.to_string()),
         );
-        tunnel.get_or_create(&labels).set(seconds);
-        devices.get_or_create(&labels).set(count as i64);
     }
     for i in 0..SERVER_KEYS {
+        let devices = Some(Unit::Other("devices".to_owned()));
+        let count = (mix(i, 2) % 17) as f64;
         series.push(
-            one(
-                "outline_server_access_key_peak_device_count",
-                SeriesKind::Gauge,
-                DEVICES_HELP,
-                Some(Unit::Other("devices".to_owned())),
-                (mix(i, 2) % 17) as f64,
-            )
-            .with_label("access_key_id", i.to_string()),
+            one(DEVICES, SeriesKind::Gauge, DEVICES_HELP, devices, count)
+                .with_label("access_key_id", i.to_string()),
         );
     }
-    registry.register_with_unit(
-        "outline_server_access_key_tunnel_time",
-        TUNNEL_HELP,
-        registry::Unit::Seconds,
-        tunnel,
-    );
-    registry.register(
-        "outline_server_access_key_peak_device_count",
-        DEVICES_HELP,
-        devices,
-    );
-
     // Unleash flag evaluations per application, flag and result.
-    const EVALUATIONS_HELP: &str =
-        "Flag evaluations counted by Unleash SDKs in the hour starting at the point's time";
-    let evaluations = Family::<EvaluationLabels, Gauge>::default();
-    let mut n = 0;
     for app in 0..APPS {
         for flag in 0..FLAGS {
             for result in ["no", "yes"] {
-                let count = mix(n, 3) % 1_000_000;
-                n += 1;
-                let (app_name, feature) = (format!("shop-{app}"), format!("new-checkout-{flag}"));
+                let count = mix(series.len(), 3) % 1_000_000;
+                let unit = Some(Unit::Other("evaluations".to_owned()));
                 series.push(
                     one(
-                        "unleash_feature_evaluations",
+                        EVALUATIONS,
                         SeriesKind::Gauge,
                         EVALUATIONS_HELP,
-                        Some(Unit::Other("evaluations".to_owned())),
+                        unit,
                         count as f64,
                     )
-                    .with_label("app_name", app_name.clone())
-                    .with_label("feature", feature.clone())
+                    .with_label("app_name", format!("shop-{app}"))
+                    .with_label("feature", format!("new-checkout-{flag}"))
                     .with_label("result", result),
                 );
-                evaluations
-                    .get_or_create(&EvaluationLabels {
-                        app_name,
-                        feature,
-                        result: result.to_owned(),
-                        source: SOURCE.to_owned(),
-                    })
-                    .set(count as i64);
             }
         }
     }
-    registry.register_with_unit(
-        "unleash_feature",
-        EVALUATIONS_HELP,
-        registry::Unit::Other("evaluations".to_owned()),
-        evaluations,
-    );
-
     // A counter: requests per host and service.
-    const REQUESTS_HELP: &str = "Requests served, as the service reports them";
-    let requests = Family::<RequestLabels, Counter>::default();
     for host in 0..HOSTS {
         for service in 0..SERVICES {
             let total = mix(host * SERVICES + service, 4) % 10_000_000_000;
-            let (host, service) = (format!("web-{host}.eu"), format!("svc-{service}"));
             series.push(
                 one(
-                    "appoptics_api_requests",
+                    REQUESTS,
                     SeriesKind::Counter,
                     REQUESTS_HELP,
                     None,
                     total as f64,
                 )
-                .with_label("host", host.clone())
-                .with_label("service", service.clone()),
+                .with_label("host", format!("web-{host}.eu"))
+                .with_label("service", format!("svc-{service}")),
             );
-            requests
-                .get_or_create(&RequestLabels {
-                    host,
-                    service,
-                    source: SOURCE.to_owned(),
-                })
-                .inc_by(total);
         }
     }
-    registry.register("appoptics_api_requests", REQUESTS_HELP, requests);
     debug_assert_eq!(series.len(), SERIES);
-    (series, registry)
+    series
+}
+
+/// prometheus-client's side: a registry of one family per metric, holding the values of
+/// `series`.
+#[allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    reason = "whole numbers below 2^53"
+)]
+fn registry(series: &[Series]) -> Registry {
+    let transfer = Family::<KeyLabels, Gauge>::default();
+    let tunnel = Family::<KeyLabels, FloatGauge>::default();
+    let devices = Family::<KeyLabels, Gauge>::default();
+    let evaluations = Family::<EvaluationLabels, Gauge>::default();
+    let requests = Family::<RequestLabels, Counter>::default();
+    for one in series {
+        let label = |name: &str| one.labels.get(name).cloned().unwrap_or_default();
+        let value = one.points[0].value;
+        let key = || KeyLabels {
+            access_key_id: label("access_key_id"),
+            source: label("source"),
+        };
+        match one.name.as_str() {
+            TRANSFER => {
+                transfer.get_or_create(&key()).set(value as i64);
+            }
+            TUNNEL => {
+                tunnel.get_or_create(&key()).set(value);
+            }
+            DEVICES => {
+                devices.get_or_create(&key()).set(value as i64);
+            }
+            EVALUATIONS => {
+                let labels = EvaluationLabels {
+                    app_name: label("app_name"),
+                    feature: label("feature"),
+                    result: label("result"),
+                    source: label("source"),
+                };
+                evaluations.get_or_create(&labels).set(value as i64);
+            }
+            _ => {
+                let labels = RequestLabels {
+                    host: label("host"),
+                    service: label("service"),
+                    source: label("source"),
+                };
+                requests.get_or_create(&labels).inc_by(value as u64);
+            }
+        }
+    }
+    let mut registry = Registry::default();
+    registry.register(TRANSFER, TRANSFER_HELP, transfer);
+    registry.register_with_unit(
+        TUNNEL.trim_end_matches("_seconds"),
+        TUNNEL_HELP,
+        registry::Unit::Seconds,
+        tunnel,
+    );
+    registry.register(DEVICES, DEVICES_HELP, devices);
+    registry.register_with_unit(
+        EVALUATIONS.trim_end_matches("_evaluations"),
+        EVALUATIONS_HELP,
+        registry::Unit::Other("evaluations".to_owned()),
+        evaluations,
+    );
+    registry.register(REQUESTS, REQUESTS_HELP, requests);
+    registry
 }
 
 /// One body from our side: the exporter's render (without `# EOF`, which the exporter
@@ -313,48 +323,69 @@ pub(crate) fn measure_render() -> Res<Vec<RenderRow>> {
             )
             .into());
         }
-        let (mut our_times, mut their_times) = (Vec::new(), Vec::new());
+        // Each side renders twice in a row: the first body finds the other side's data in
+        // the caches (cold), the second its own (warm: as the exporter, which renders its
+        // second format right after the first, from series it has just gathered).
+        let (mut ours_cold, mut ours_warm) = (Vec::new(), Vec::new());
+        let (mut theirs_cold, mut theirs_warm) = (Vec::new(), Vec::new());
         for _ in 0..RENDER_ROUNDS {
-            let started = Instant::now();
-            let body = ours(&series, format);
-            our_times.push(started.elapsed().as_secs_f64());
-            drop(std::hint::black_box(body));
-            let started = Instant::now();
-            let body = theirs(&registry, format)?;
-            their_times.push(started.elapsed().as_secs_f64());
-            drop(std::hint::black_box(body));
+            for times in [&mut ours_cold, &mut ours_warm] {
+                let started = Instant::now();
+                let body = ours(&series, format);
+                times.push(started.elapsed().as_secs_f64());
+                drop(std::hint::black_box(body));
+            }
+            for times in [&mut theirs_cold, &mut theirs_warm] {
+                let started = Instant::now();
+                let body = theirs(&registry, format)?;
+                times.push(started.elapsed().as_secs_f64());
+                drop(std::hint::black_box(body));
+            }
         }
         rows.push(RenderRow {
             format: format_name(format).to_owned(),
             series: series.len(),
-            ours_s: report::median(&our_times).unwrap_or(f64::NAN),
+            ours_s: report::median(&ours_warm).unwrap_or(f64::NAN),
             ours_bytes: our_body.len(),
-            theirs_s: report::median(&their_times).unwrap_or(f64::NAN),
+            theirs_s: report::median(&theirs_warm).unwrap_or(f64::NAN),
             theirs_bytes: their_body.len(),
-            paired_ratio: report::paired_median(&their_times, &our_times),
+            paired_ratio: report::paired_median(&theirs_warm, &ours_warm),
+            cold_ratio: report::paired_median(&theirs_cold, &ours_cold),
             target: ">= 1x".to_owned(),
         });
     }
     Ok(rows)
 }
 
-/// `n` renders of one side and format, for a profiler.
-#[inline(never)]
-pub(crate) fn profiled_renders(theirs_side: bool, format: Format, n: usize) -> Res<()> {
+/// `n` renders of one side and format, for a profiler (`valgrind --tool=callgrind
+/// --toggle-collect='*profiled_renders*'`): the samples are made before.
+pub(crate) fn profile_renders(theirs_side: bool, format: Format, n: usize) -> Res<()> {
     let (series, registry) = workload();
     let started = Instant::now();
-    for _ in 0..n {
-        if theirs_side {
-            std::hint::black_box(theirs(&registry, format)?);
-        } else {
-            std::hint::black_box(ours(&series, format));
-        }
-    }
+    profiled_renders(&series, &registry, theirs_side, format, n)?;
     eprintln!(
         "{n} renders of {} series in {:.3} s",
         series.len(),
         started.elapsed().as_secs_f64()
     );
+    Ok(())
+}
+
+#[inline(never)]
+fn profiled_renders(
+    series: &[Series],
+    registry: &Registry,
+    theirs_side: bool,
+    format: Format,
+    n: usize,
+) -> Res<()> {
+    for _ in 0..n {
+        if theirs_side {
+            std::hint::black_box(theirs(registry, format)?);
+        } else {
+            std::hint::black_box(ours(series, format));
+        }
+    }
     Ok(())
 }
 

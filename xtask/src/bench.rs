@@ -219,6 +219,9 @@ pub(crate) struct RenderRow {
     /// Their time over ours, the median of adjacent rounds; `None` to take it from the two
     /// medians.
     pub(crate) paired_ratio: Option<f64>,
+    /// The same for bodies rendered right after the other side's (its data in the caches),
+    /// where the times above are of each side's second body in a row.
+    pub(crate) cold_ratio: Option<f64>,
     /// The target, as text, e.g. `>= 1x`.
     pub(crate) target: String,
 }
@@ -413,7 +416,7 @@ pub(crate) fn format_replay_table(rows: &[Row]) -> String {
 }
 
 /// The render table: per format, time per body and bytes per second of ours and of
-/// prometheus-client, and how many times faster ours is.
+/// prometheus-client, and how many times faster ours is, warm and cold.
 pub(crate) fn format_render_table(rows: &[RenderRow]) -> String {
     let header = [
         "format",
@@ -423,6 +426,7 @@ pub(crate) fn format_render_table(rows: &[RenderRow]) -> String {
         "prometheus-client",
         "rate",
         "ratio",
+        "cold ratio",
         "target",
         "bodies (ours / theirs)",
     ];
@@ -437,6 +441,7 @@ pub(crate) fn format_render_table(rows: &[RenderRow]) -> String {
                 human_duration(row.theirs_s),
                 human_byte_rate(bytes_per_s(row.theirs_bytes, row.theirs_s)),
                 human_ratio(row.ratio()),
+                human_ratio(row.cold_ratio),
                 row.target.clone(),
                 format!(
                     "{} / {}",
@@ -446,7 +451,7 @@ pub(crate) fn format_render_table(rows: &[RenderRow]) -> String {
             ]
         })
         .collect();
-    align(&header, &cells, &[0, 8])
+    align(&header, &cells, &[0, 9])
 }
 
 /// The scrape table: latency of whole scrapes by concurrent scrapers, their rate, and the
@@ -562,6 +567,7 @@ pub(crate) fn format_json(
                 "prometheus_client_bytes": row.theirs_bytes,
                 "prometheus_client_bytes_per_s": finite(bytes_per_s(row.theirs_bytes, row.theirs_s)),
                 "ratio": row.ratio(),
+                "cold_ratio": row.cold_ratio,
                 "target": row.target,
             })
         })
@@ -758,6 +764,7 @@ mod tests {
             theirs_s,
             theirs_bytes: 8 * 1024 * 1024 + 512 * 1024,
             paired_ratio: None,
+            cold_ratio: Some(0.8),
             target: ">= 1x".to_owned(),
         }
     }
@@ -792,6 +799,7 @@ mod tests {
         assert!(lines[2].contains("400 MiB/s"), "{table}");
         assert!(lines[2].contains("283 MiB/s"), "{table}");
         assert!(lines[2].contains("1.50x"), "{table}");
+        assert!(lines[2].contains("0.80x"), "{table}");
         assert!(lines[2].ends_with("8.0 MiB / 8.5 MiB"), "{table}");
         assert!(lines[3].contains("0.75x"), "{table}");
         // The ratio column ends at the same place on every line.
@@ -860,6 +868,7 @@ mod tests {
         assert_eq!(render["ours_bytes"], 8 * 1024 * 1024);
         assert_eq!(render["ours_bytes_per_s"], 8.0 * 1024.0 * 1024.0 / 0.020);
         assert_eq!(render["ratio"], 1.5);
+        assert_eq!(render["cold_ratio"], 0.8);
         let scrape = &value["exporter"]["scrape"][0];
         assert_eq!(scrape["scrapers"], 10);
         assert_eq!(scrape["p99_s"], 0.1104);

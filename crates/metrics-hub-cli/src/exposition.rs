@@ -97,42 +97,23 @@ pub const EOF: &str = "# EOF\n";
 /// that parts rendered apart can be served as one body.
 ///
 /// The exporter gives each series one point, its current value. With `timestamps`, every
-/// sample carries its point's time (milliseconds in the Prometheus format, seconds in
-/// OpenMetrics); without, none does and the scraper stamps them. Everything else (families,
+/// point is a sample with its time (milliseconds in the Prometheus format, seconds in
+/// OpenMetrics); without, each series' newest point is its one sample, without a time: the
+/// scraper stamps it. Everything else (families,
 /// `# HELP`, `# TYPE`, `# UNIT`, escaping, name collisions, duplicate label sets) is as
 /// [`metrics_hub::core::render::write_openmetrics`] and
 /// [`write_prometheus`](metrics_hub::core::render::write_prometheus) write it.
 #[must_use]
 pub fn render(series: &[Series], format: Format, timestamps: bool) -> String {
     let mut out = String::new();
-    match format {
-        Format::Prometheus => render::write_prometheus(&mut out, series),
-        Format::OpenMetrics => render::write_openmetrics(&mut out, series),
+    match (format, timestamps) {
+        (Format::Prometheus, true) => render::write_prometheus(&mut out, series),
+        (Format::Prometheus, false) => render::write_prometheus_latest(&mut out, series),
+        (Format::OpenMetrics, true) => render::write_openmetrics(&mut out, series),
+        (Format::OpenMetrics, false) => render::write_openmetrics_latest(&mut out, series),
     }
     if out.ends_with(EOF) {
         out.truncate(out.len() - EOF.len());
-    }
-    if timestamps {
-        out
-    } else {
-        without_timestamps(&out)
-    }
-}
-
-/// Drops the timestamp the core writes after every sample's value. A sample line is
-/// `name{labels} value timestamp`; label values may hold spaces but neither the value nor
-/// the timestamp does, so the timestamp is what follows the line's last space. Comment
-/// lines (`#`) are kept as they are.
-fn without_timestamps(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let bare = line.strip_suffix('\n').unwrap_or(line);
-        if bare.starts_with('#') || bare.is_empty() {
-            out.push_str(line);
-            continue;
-        }
-        out.push_str(bare.rsplit_once(' ').map_or(bare, |(sample, _)| sample));
-        out.push('\n');
     }
     out
 }
