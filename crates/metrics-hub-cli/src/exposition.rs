@@ -26,10 +26,12 @@
 //! body.push_str(exposition::EOF);
 //! assert_eq!(
 //!     body,
-//!     "# TYPE outline_access_key_bytes_transferred gauge\n\
-//!      # HELP outline_access_key_bytes_transferred Bytes the access key sent\n\
-//!      outline_access_key_bytes_transferred{access_key_id=\"7\",source=\"edge-eu\"} 1572864\n\
-//!      # EOF\n"
+//!     concat!(
+//!         "# TYPE outline_access_key_bytes_transferred gauge\n",
+//!         "# HELP outline_access_key_bytes_transferred Bytes the access key sent\n",
+//!         "outline_access_key_bytes_transferred{access_key_id=\"7\",source=\"edge-eu\"} 1572864\n",
+//!         "# EOF\n",
+//!     )
 //! );
 //! assert_eq!(
 //!     Format::OpenMetrics.content_type(),
