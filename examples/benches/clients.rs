@@ -9,11 +9,17 @@
 //!   the emulators' 30–300 µs of work per request.
 //! - **The emulators**, in this process, as before: the end-to-end rates, and peak memory.
 //!
+//! - **The exporter** (`exporter.rs`): `/metrics` with 100 000 series, rendered by the
+//!   exporter's renderer and by prometheus-client's text encoders, and served by a running
+//!   `metrics-hub serve` to 10 concurrent scrapers.
+//!
 //! Run with `cargo xtask bench [--json] [--replay-only] [OPERATION...]` or `cargo bench -p
 //! metrics-hub-examples --bench clients -- [ARGS]`; an operation name selects the operations
-//! whose key contains it (`Outline`, `VumiFire`). For a profiler,
-//! `METRICS_HUB_BENCH_PROFILE=<OpKey>:<client|floor>:<calls>` makes only those calls against
-//! the replay server, inside `profiled_calls`.
+//! whose key contains it (`Outline`, `VumiFire`, `Exporter`, `ExporterRender`). For a
+//! profiler, `METRICS_HUB_BENCH_PROFILE=<OpKey>:<client|floor>:<calls>` makes only those
+//! calls against the replay server, inside `profiled_calls`, and
+//! `METRICS_HUB_BENCH_PROFILE=ExporterRender:<ours|theirs>:<bodies>[:prometheus]` only
+//! renders, inside `profiled_renders`.
 //!
 //! - The emulators run in this process on a runtime of their own (one worker thread); the
 //!   clients and floors run on a current-thread runtime on the main thread.
@@ -47,6 +53,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use unleash_client::{MetricsBucket, ToggleCount, UnleashClient};
 use vumi_client::{MetricName, MetricsQuery, Nulls, VumiClient};
 
+mod exporter;
 #[path = "../../xtask/src/bench.rs"]
 mod report;
 
@@ -1161,6 +1168,14 @@ fn run_profile(spec: &str) -> Res<()> {
     let (Some(key), Some(side), Some(calls)) = (parts.next(), parts.next(), parts.next()) else {
         return Err("METRICS_HUB_BENCH_PROFILE is <OpKey>:<client|floor>:<calls>".into());
     };
+    if key == exporter::RENDER_KEY {
+        let format = if parts.next() == Some("prometheus") {
+            metrics_hub_cli::exposition::Format::Prometheus
+        } else {
+            metrics_hub_cli::exposition::Format::OpenMetrics
+        };
+        return exporter::profile_renders(side == "theirs", format, calls.parse()?);
+    }
     let op = Op::from_key(key).ok_or("unknown operation")?;
     let calls: usize = calls.parse()?;
     let servers = tokio::runtime::Builder::new_multi_thread()
@@ -1421,6 +1436,9 @@ fn run_probe(key: &str, targets: &str) -> Res<()> {
 // ---- main ----------------------------------------------------------------------------------
 
 fn main() -> Res<()> {
+    if std::env::var_os(exporter::EXPORTER_ENV).is_some() {
+        return exporter::run_exporter();
+    }
     if let Ok(key) = std::env::var("METRICS_HUB_BENCH_PROBE") {
         let targets = std::env::var("METRICS_HUB_BENCH_TARGETS").unwrap_or_default();
         return run_probe(&key, &targets);
@@ -1437,8 +1455,9 @@ fn main() -> Res<()> {
         .filter(|a| !a.starts_with("--"))
         .map(|a| a.to_lowercase())
         .collect();
-    let selected =
-        |op: &Op| only.is_empty() || only.iter().any(|o| op.key().to_lowercase().contains(o));
+    let selected_key =
+        |key: &str| only.is_empty() || only.iter().any(|o| key.to_lowercase().contains(o));
+    let selected = |op: &Op| selected_key(&op.key());
 
     // The emulators: a runtime of their own, one worker thread.
     let servers = tokio::runtime::Builder::new_multi_thread()
@@ -1489,8 +1508,40 @@ fn main() -> Res<()> {
         }
         Res::Ok((replay_rows, rows))
     })?;
+    let mut exporter_rows = report::Exporter::default();
+    if !replay_only && selected_key(exporter::RENDER_KEY) {
+        let op_started = Instant::now();
+        exporter_rows.render = exporter::measure_render()?;
+        for row in &exporter_rows.render {
+            eprintln!(
+                "exporter render, {}: {:.2}x prometheus-client",
+                row.format,
+                row.ratio().unwrap_or(f64::NAN)
+            );
+        }
+        eprintln!(
+            "exporter render in {:.1} s",
+            op_started.elapsed().as_secs_f64()
+        );
+    }
+    if !replay_only && selected_key(exporter::SCRAPE_KEY) {
+        let op_started = Instant::now();
+        let row = exporter::measure_scrapes(
+            targets.get("outline_big_url"),
+            targets.get("outline_big_cert"),
+        )?;
+        eprintln!(
+            "exporter scrapes: median {:.1} ms in {:.1} s",
+            row.median_s * 1e3,
+            op_started.elapsed().as_secs_f64()
+        );
+        exporter_rows.scrape.push(row);
+    }
     if json {
-        println!("{}", report::format_json(&replay_rows, &rows, MEMORY_NOTE));
+        println!(
+            "{}",
+            report::format_json(&replay_rows, &rows, &exporter_rows, MEMORY_NOTE)
+        );
     } else {
         if !replay_rows.is_empty() {
             println!(
@@ -1504,10 +1555,27 @@ fn main() -> Res<()> {
             print!("{}", report::format_table(&rows));
             println!("\n{MEMORY_NOTE}.");
         }
-        println!(
-            "Rates are medians of up to {ROUNDS} short rounds (3 for the 1M queue), client and floor alternating against the same server; ratio: the median of each client round over the floor round next to it; measured in {:.0} s.",
-            started.elapsed().as_secs_f64()
-        );
+        if !exporter_rows.render.is_empty() {
+            println!(
+                "\nThe exporter's /metrics renderer against prometheus-client's text encoder, {} series:\n",
+                exporter::SERIES
+            );
+            print!("{}", report::format_render_table(&exporter_rows.render));
+            println!("\n{}.", exporter::RENDER_NOTE);
+        }
+        if !exporter_rows.scrape.is_empty() {
+            println!("\nThe exporter under concurrent scrapers:\n");
+            print!("{}", report::format_scrape_table(&exporter_rows.scrape));
+            println!("\n{}.", exporter::SCRAPE_NOTE);
+        }
+        if replay_rows.is_empty() && rows.is_empty() {
+            println!("Measured in {:.0} s.", started.elapsed().as_secs_f64());
+        } else {
+            println!(
+                "Rates are medians of up to {ROUNDS} short rounds (3 for the 1M queue), client and floor alternating against the same server; ratio: the median of each client round over the floor round next to it; measured in {:.0} s.",
+                started.elapsed().as_secs_f64()
+            );
+        }
     }
     drop(emulators);
     Ok(())

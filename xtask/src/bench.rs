@@ -1,5 +1,6 @@
 //! `cargo xtask bench [--json] [--replay-only] [OPERATION...]`: the client-versus-floor
-//! benchmark suite.
+//! benchmark suite, and the exporter's `/metrics` (render against prometheus-client, and
+//! concurrent scrapes).
 //!
 //! It runs `cargo bench -p metrics-hub-examples --bench clients -- [ARGS]`. The pure parts
 //! (medians, ratios, the table and the JSON report) live here with their unit tests; the
@@ -20,7 +21,7 @@ use std::time::Instant;
 pub(crate) struct BenchArgs {
     /// The machine-readable report.
     pub(crate) json: bool,
-    /// Only the replay table, not the emulator one.
+    /// Only the replay table, not the emulator or exporter ones.
     pub(crate) replay_only: bool,
     /// Operations to run, matched against their keys (e.g. `Outline`, `VumiFire`); all when
     /// empty.
@@ -124,6 +125,25 @@ pub(crate) fn paired_median(client: &[f64], floor: &[f64]) -> Option<f64> {
     )
 }
 
+/// The nearest-rank percentile (`q` in 0..=1) of some samples: the smallest sample with at
+/// least that share of the samples at or below it; `None` when there are none. NaNs sort
+/// last.
+pub(crate) fn percentile(samples: &[f64], q: f64) -> Option<f64> {
+    if samples.is_empty() {
+        return None;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a rank between 1 and the sample count"
+    )]
+    let rank = ((q.clamp(0.0, 1.0) * sorted.len() as f64).ceil() as usize).max(1);
+    Some(sorted[rank.min(sorted.len()) - 1])
+}
+
 /// `client / floor`, or `None` when the floor is not a positive number.
 pub(crate) fn ratio(client: f64, floor: f64) -> Option<f64> {
     (floor > 0.0 && floor.is_finite() && client.is_finite()).then(|| client / floor)
@@ -180,6 +200,79 @@ impl Row {
     }
 }
 
+/// The exporter's renderer against prometheus-client's text encoder, one format, on the
+/// same samples.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct RenderRow {
+    /// The text format, e.g. `OpenMetrics 1.0`.
+    pub(crate) format: String,
+    /// Samples in one body.
+    pub(crate) series: usize,
+    /// Seconds per body, ours (median of the rounds).
+    pub(crate) ours_s: f64,
+    /// Our body's length in bytes.
+    pub(crate) ours_bytes: usize,
+    /// Seconds per body, prometheus-client's (median of the rounds).
+    pub(crate) theirs_s: f64,
+    /// prometheus-client's body's length in bytes.
+    pub(crate) theirs_bytes: usize,
+    /// Their time over ours, the median of adjacent rounds; `None` to take it from the two
+    /// medians.
+    pub(crate) paired_ratio: Option<f64>,
+    /// The same for bodies rendered right after the other side's (its data in the caches),
+    /// where the times above are of each side's second body in a row.
+    pub(crate) cold_ratio: Option<f64>,
+    /// The target, as text, e.g. `>= 1x`.
+    pub(crate) target: String,
+}
+
+impl RenderRow {
+    /// How many times faster ours is (their time over ours): the paired ratio when there is
+    /// one, else the ratio of the medians.
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        self.paired_ratio
+            .or_else(|| ratio(self.theirs_s, self.ours_s))
+    }
+}
+
+/// Bytes per second of a body of `bytes` written in `secs`.
+#[allow(clippy::cast_precision_loss, reason = "a rate")]
+fn bytes_per_s(bytes: usize, secs: f64) -> f64 {
+    bytes as f64 / secs
+}
+
+/// Concurrent scrapers of the running exporter.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct ScrapeRow {
+    /// Scrapers at once.
+    pub(crate) scrapers: usize,
+    /// Scrapes measured, all scrapers together.
+    pub(crate) scrapes: usize,
+    /// Series the exporter holds.
+    pub(crate) series: usize,
+    /// The body's length in bytes.
+    pub(crate) body_bytes: usize,
+    /// Latency of one whole scrape, seconds: median, 99th percentile, max.
+    pub(crate) median_s: f64,
+    pub(crate) p99_s: f64,
+    pub(crate) max_s: f64,
+    /// Scrapes per second, all scrapers together.
+    pub(crate) per_s: f64,
+    /// The exporter's CPU seconds per scrape, when known.
+    pub(crate) cpu_per_scrape_s: Option<f64>,
+    /// Anything else worth saying.
+    pub(crate) note: String,
+}
+
+/// The exporter's figures: render against prometheus-client, and scrapes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(crate) struct Exporter {
+    /// One row per format.
+    pub(crate) render: Vec<RenderRow>,
+    /// Concurrent scrapes of the running exporter.
+    pub(crate) scrape: Vec<ScrapeRow>,
+}
+
 /// A rate for people: `12.3k`, `1.23M`, `456`, `7.89`.
 pub(crate) fn human_rate(per_s: f64) -> String {
     if !per_s.is_finite() {
@@ -225,6 +318,21 @@ pub(crate) fn human_duration(secs: f64) -> String {
         format!("{:.2} ms", ns / 1e6)
     } else {
         format!("{secs:.2} s")
+    }
+}
+
+/// A byte rate for people: `812 MiB/s`, `45.3 MiB/s`, `1.21 GiB/s` (`-` when not finite).
+pub(crate) fn human_byte_rate(per_s: f64) -> String {
+    if !per_s.is_finite() {
+        return "-".to_owned();
+    }
+    let mib = per_s / (1024.0 * 1024.0);
+    if mib >= 1024.0 {
+        format!("{:.2} GiB/s", mib / 1024.0)
+    } else if mib >= 100.0 {
+        format!("{mib:.0} MiB/s")
+    } else {
+        format!("{mib:.1} MiB/s")
     }
 }
 
@@ -307,6 +415,80 @@ pub(crate) fn format_replay_table(rows: &[Row]) -> String {
     align(&header, &cells, &[0, 1, 9])
 }
 
+/// The render table: per format, time per body and bytes per second of ours and of
+/// prometheus-client, and how many times faster ours is, warm and cold.
+pub(crate) fn format_render_table(rows: &[RenderRow]) -> String {
+    let header = [
+        "format",
+        "series",
+        "metrics-hub",
+        "rate",
+        "prometheus-client",
+        "rate",
+        "ratio",
+        "cold ratio",
+        "target",
+        "bodies (ours / theirs)",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.format.clone(),
+                row.series.to_string(),
+                human_duration(row.ours_s),
+                human_byte_rate(bytes_per_s(row.ours_bytes, row.ours_s)),
+                human_duration(row.theirs_s),
+                human_byte_rate(bytes_per_s(row.theirs_bytes, row.theirs_s)),
+                human_ratio(row.ratio()),
+                human_ratio(row.cold_ratio),
+                row.target.clone(),
+                format!(
+                    "{} / {}",
+                    human_bytes(Some(row.ours_bytes as u64)),
+                    human_bytes(Some(row.theirs_bytes as u64))
+                ),
+            ]
+        })
+        .collect();
+    align(&header, &cells, &[0, 9])
+}
+
+/// The scrape table: latency of whole scrapes by concurrent scrapers, their rate, and the
+/// exporter's CPU per scrape.
+pub(crate) fn format_scrape_table(rows: &[ScrapeRow]) -> String {
+    let header = [
+        "scrapers",
+        "scrapes",
+        "series",
+        "body",
+        "median",
+        "p99",
+        "max",
+        "scrapes/s",
+        "exporter cpu/scrape",
+        "note",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.scrapers.to_string(),
+                row.scrapes.to_string(),
+                row.series.to_string(),
+                human_bytes(Some(row.body_bytes as u64)),
+                human_duration(row.median_s),
+                human_duration(row.p99_s),
+                human_duration(row.max_s),
+                human_rate(row.per_s),
+                human_duration(row.cpu_per_scrape_s.unwrap_or(f64::NAN)),
+                row.note.clone(),
+            ]
+        })
+        .collect();
+    align(&header, &cells, &[9])
+}
+
 /// Lines of cells in aligned columns: those in `left` to the left, numbers to the right.
 fn align(header: &[&str], cells: &[Vec<String>], left: &[usize]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
@@ -340,9 +522,15 @@ fn align(header: &[&str], cells: &[Vec<String>], left: &[usize]) -> String {
     out
 }
 
-/// The machine-readable report: `{"memory": …, "replay": [{…}], "rows": [{…}]}`, the
-/// emulator table in `rows`; CPU times in seconds per unit.
-pub(crate) fn format_json(replay: &[Row], rows: &[Row], memory: &str) -> String {
+/// The machine-readable report: `{"memory": …, "replay": [{…}], "rows": [{…}],
+/// "exporter": {"render": [{…}], "scrape": [{…}]}}`, the emulator table in `rows`; CPU times
+/// in seconds per unit, times in seconds, sizes in bytes, rates per second.
+pub(crate) fn format_json(
+    replay: &[Row],
+    rows: &[Row],
+    exporter: &Exporter,
+    memory: &str,
+) -> String {
     let json_rows = |rows: &[Row]| -> Vec<serde_json::Value> {
         rows.iter()
             .map(|row| {
@@ -365,10 +553,48 @@ pub(crate) fn format_json(replay: &[Row], rows: &[Row], memory: &str) -> String 
             })
             .collect()
     };
+    let render: Vec<serde_json::Value> = exporter
+        .render
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "format": row.format,
+                "series": row.series,
+                "ours_s": finite(row.ours_s),
+                "ours_bytes": row.ours_bytes,
+                "ours_bytes_per_s": finite(bytes_per_s(row.ours_bytes, row.ours_s)),
+                "prometheus_client_s": finite(row.theirs_s),
+                "prometheus_client_bytes": row.theirs_bytes,
+                "prometheus_client_bytes_per_s": finite(bytes_per_s(row.theirs_bytes, row.theirs_s)),
+                "ratio": row.ratio(),
+                "cold_ratio": row.cold_ratio,
+                "target": row.target,
+            })
+        })
+        .collect();
+    let scrape: Vec<serde_json::Value> = exporter
+        .scrape
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "scrapers": row.scrapers,
+                "scrapes": row.scrapes,
+                "series": row.series,
+                "body_bytes": row.body_bytes,
+                "median_s": finite(row.median_s),
+                "p99_s": finite(row.p99_s),
+                "max_s": finite(row.max_s),
+                "scrapes_per_s": finite(row.per_s),
+                "exporter_cpu_per_scrape_s": row.cpu_per_scrape_s.and_then(finite),
+                "note": row.note,
+            })
+        })
+        .collect();
     serde_json::json!({
         "memory": memory,
         "replay": json_rows(replay),
         "rows": json_rows(rows),
+        "exporter": {"render": render, "scrape": scrape},
     })
     .to_string()
 }
@@ -466,6 +692,7 @@ mod tests {
         let json = format_json(
             &[replay_row("r", 30e-6, 20e-6)],
             &[row("a", 9.0, 10.0)],
+            &Exporter::default(),
             "client process RSS",
         );
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -478,7 +705,7 @@ mod tests {
         assert_eq!(value["replay"][0]["client_cpu_s"], 30e-6);
         assert_eq!(value["replay"][0]["floor_cpu_s"], 20e-6);
         assert_eq!(value["replay"][0]["cpu_ratio"], 1.5);
-        let json = format_json(&[], &[row("b", 1.0, 0.0)], "");
+        let json = format_json(&[], &[row("b", 1.0, 0.0)], &Exporter::default(), "");
         let value: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert!(value["rows"][0]["ratio"].is_null());
         assert_eq!(value["replay"], serde_json::json!([]));
@@ -515,6 +742,141 @@ mod tests {
             column(lines[2], "+10.0 µs"),
             column(lines[0], "extra cpu").map(|c| c + 1)
         );
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let samples: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        assert_eq!(percentile(&samples, 0.99), Some(198.0));
+        assert_eq!(percentile(&samples, 0.5), Some(100.0));
+        assert_eq!(percentile(&samples, 1.0), Some(200.0));
+        assert_eq!(percentile(&samples, 0.0), Some(1.0));
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.99), Some(3.0));
+        assert_eq!(percentile(&[], 0.5), None);
+    }
+
+    fn render_row(format: &str, ours_s: f64, theirs_s: f64) -> RenderRow {
+        RenderRow {
+            format: format.to_owned(),
+            series: 100_000,
+            ours_s,
+            ours_bytes: 8 * 1024 * 1024,
+            theirs_s,
+            theirs_bytes: 8 * 1024 * 1024 + 512 * 1024,
+            paired_ratio: None,
+            cold_ratio: Some(0.8),
+            target: ">= 1x".to_owned(),
+        }
+    }
+
+    fn scrape_row() -> ScrapeRow {
+        ScrapeRow {
+            scrapers: 10,
+            scrapes: 300,
+            series: 100_000,
+            body_bytes: 7 * 1024 * 1024 + 512 * 1024,
+            median_s: 45.2e-3,
+            p99_s: 0.1104,
+            max_s: 0.125,
+            per_s: 212.4,
+            cpu_per_scrape_s: Some(3.2e-3),
+            note: "first full body 1.9 s after start".to_owned(),
+        }
+    }
+
+    #[test]
+    fn render_table_shows_times_rates_and_how_much_faster_ours_is() {
+        let mut faster = render_row("OpenMetrics 1.0", 0.020, 0.030);
+        let slower = render_row("Prometheus 0.0.4", 0.040, 0.030);
+        assert_eq!(faster.ratio(), Some(1.5));
+        let table = format_render_table(&[faster.clone(), slower]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[0].starts_with("format  "), "{table}");
+        assert!(lines[0].contains("metrics-hub") && lines[0].contains("prometheus-client"));
+        // 8 MiB in 20 ms, 8.5 MiB in 30 ms.
+        assert!(lines[2].contains("20.00 ms"), "{table}");
+        assert!(lines[2].contains("400 MiB/s"), "{table}");
+        assert!(lines[2].contains("283 MiB/s"), "{table}");
+        assert!(lines[2].contains("1.50x"), "{table}");
+        assert!(lines[2].contains("0.80x"), "{table}");
+        assert!(lines[2].ends_with("8.0 MiB / 8.5 MiB"), "{table}");
+        assert!(lines[3].contains("0.75x"), "{table}");
+        // The ratio column ends at the same place on every line.
+        let end = |line: &str, text: &str| line.find(text).map(|i| i + text.len());
+        assert_eq!(end(lines[2], "1.50x"), end(lines[0], "ratio"));
+        faster.paired_ratio = Some(1.4);
+        assert_eq!(faster.ratio(), Some(1.4));
+    }
+
+    #[test]
+    fn byte_rates_for_people() {
+        assert_eq!(human_byte_rate(812.0 * 1024.0 * 1024.0), "812 MiB/s");
+        assert_eq!(human_byte_rate(45.26 * 1024.0 * 1024.0), "45.3 MiB/s");
+        assert_eq!(
+            human_byte_rate(1.5 * 1024.0 * 1024.0 * 1024.0),
+            "1.50 GiB/s"
+        );
+        assert_eq!(human_byte_rate(f64::INFINITY), "-");
+    }
+
+    #[test]
+    fn scrape_table_shows_latencies_rate_and_cpu() {
+        let mut unknown_cpu = scrape_row();
+        unknown_cpu.cpu_per_scrape_s = None;
+        let table = format_scrape_table(&[scrape_row(), unknown_cpu]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 4, "{table}");
+        assert!(lines[0].contains("exporter cpu/scrape"), "{table}");
+        for text in [
+            "7.5 MiB",
+            "45.20 ms",
+            "110.40 ms",
+            "125.00 ms",
+            "212",
+            "3.20 ms",
+        ] {
+            assert!(lines[2].contains(text), "{text}: {table}");
+        }
+        assert!(
+            lines[2].ends_with("first full body 1.9 s after start"),
+            "{table}"
+        );
+        // An unknown CPU time shows as `-`, in the same column.
+        let column = |line: &str, text: &str| line.find(text).map(|i| i + text.len());
+        assert_eq!(
+            column(lines[3], " - "),
+            column(lines[2], "3.20 ms").map(|c| c + 1)
+        );
+    }
+
+    #[test]
+    fn json_report_has_the_exporter() {
+        let exporter = Exporter {
+            render: vec![render_row("OpenMetrics 1.0", 0.020, 0.030)],
+            scrape: vec![ScrapeRow {
+                cpu_per_scrape_s: None,
+                ..scrape_row()
+            }],
+        };
+        let json = format_json(&[], &[], &exporter, "");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let render = &value["exporter"]["render"][0];
+        assert_eq!(render["format"], "OpenMetrics 1.0");
+        assert_eq!(render["ours_s"], 0.020);
+        assert_eq!(render["prometheus_client_s"], 0.030);
+        assert_eq!(render["ours_bytes"], 8 * 1024 * 1024);
+        assert_eq!(render["ours_bytes_per_s"], 8.0 * 1024.0 * 1024.0 / 0.020);
+        assert_eq!(render["ratio"], 1.5);
+        assert_eq!(render["cold_ratio"], 0.8);
+        let scrape = &value["exporter"]["scrape"][0];
+        assert_eq!(scrape["scrapers"], 10);
+        assert_eq!(scrape["p99_s"], 0.1104);
+        assert_eq!(scrape["scrapes_per_s"], 212.4);
+        assert!(scrape["exporter_cpu_per_scrape_s"].is_null());
+        let empty = format_json(&[], &[], &Exporter::default(), "");
+        let value: serde_json::Value = serde_json::from_str(&empty).unwrap();
+        assert_eq!(value["exporter"]["render"], serde_json::json!([]));
     }
 
     #[test]

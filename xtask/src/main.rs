@@ -19,7 +19,9 @@ tasks:
   bench [--json] [--replay-only] [OPERATION...]
                               each client and a bytes-only reqwest floor against a replay
                               server (calls/s, CPU time per call) and against its emulator
-                              (calls/s, ratio, peak memory); --json for machines
+                              (calls/s, ratio, peak memory); the exporter's /metrics with
+                              100 000 series against prometheus-client's encoder and
+                              under 10 concurrent scrapers (`Exporter`); --json for machines
   ci                          fmt, clippy, each facade feature alone, tests, docs,
                               real-server conformance, cargo package
   release VERSION [--execute] lockstep version bump, CHANGELOG section, publish order,

@@ -47,6 +47,7 @@
 //! generated hostile series.
 
 use std::borrow::Cow;
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -355,7 +356,7 @@ pub fn openmetrics(series: &[Series]) -> String {
 /// [`openmetrics`] appended to `out`, so that an exporter can reuse one buffer for every
 /// scrape.
 pub fn write_openmetrics(out: &mut String, series: &[Series]) {
-    write_text(out, series, Format::OpenMetrics);
+    write_text(out, series, Format::OpenMetrics, Samples::Every);
 }
 
 /// The series in the Prometheus text format 0.0.4 (what Prometheus asks for with
@@ -393,13 +394,75 @@ pub fn prometheus(series: &[Series]) -> String {
 /// [`prometheus`] appended to `out`, so that an exporter can reuse one buffer for every
 /// scrape.
 pub fn write_prometheus(out: &mut String, series: &[Series]) {
-    write_text(out, series, Format::Prometheus);
+    write_text(out, series, Format::Prometheus, Samples::Every);
+}
+
+/// The current value of each series in the OpenMetrics 1.0 text format, appended to `out`:
+/// [`write_openmetrics`] with only each series' newest point, written without a timestamp,
+/// which is what an exporter serves (the scraper stamps the sample with the time of the
+/// scrape).
+///
+/// The newest point is the one with the latest time (of points in one millisecond, the last
+/// one given); a counter's points that cannot be a total are left out first, so its newest
+/// valid point is written. For series of one point each, the text is exactly
+/// [`write_openmetrics`]' with the timestamps taken off.
+///
+/// ```
+/// use metrics_core::{Series, SeriesKind, render};
+/// use chrono::{TimeZone, Utc};
+///
+/// let series = Series::new("coopr_queue_tasks", SeriesKind::Gauge)
+///     .with_label("tenant", "acme")
+///     .with_point(Utc.timestamp_opt(1_700_000_000, 0).unwrap(), 3.0)
+///     .with_point(Utc.timestamp_opt(1_700_000_060, 0).unwrap(), 5.0);
+/// let mut out = String::new();
+/// render::write_openmetrics_latest(&mut out, &[series]);
+/// assert_eq!(
+///     out,
+///     concat!(
+///         "# TYPE coopr_queue_tasks gauge\n",
+///         "coopr_queue_tasks{tenant=\"acme\"} 5\n",
+///         "# EOF\n",
+///     )
+/// );
+/// ```
+pub fn write_openmetrics_latest(out: &mut String, series: &[Series]) {
+    write_text(out, series, Format::OpenMetrics, Samples::Latest);
+}
+
+/// The current value of each series in the Prometheus text format 0.0.4, appended to `out`:
+/// [`write_prometheus`] with only each series' newest point, written without a timestamp,
+/// chosen as [`write_openmetrics_latest`] does.
+///
+/// ```
+/// use metrics_core::{Series, SeriesKind, render};
+///
+/// let series = Series::new("outline_bytes", SeriesKind::Counter)
+///     .with_point(chrono::Utc::now(), 1024.0);
+/// let mut out = String::new();
+/// render::write_prometheus_latest(&mut out, &[series]);
+/// assert_eq!(
+///     out,
+///     "# TYPE outline_bytes_total counter\noutline_bytes_total 1024\n"
+/// );
+/// ```
+pub fn write_prometheus_latest(out: &mut String, series: &[Series]) {
+    write_text(out, series, Format::Prometheus, Samples::Latest);
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {
     OpenMetrics,
     Prometheus,
+}
+
+/// Which points of a series become samples.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Samples {
+    /// Every point, with its timestamp.
+    Every,
+    /// The newest point, without a timestamp.
+    Latest,
 }
 
 /// The suffixes an OpenMetrics counter family owns besides its own name: `_total` on its
@@ -421,7 +484,8 @@ struct Family<'a> {
 struct Layout<'a> {
     families: Vec<Family<'a>>,
     /// Indices into the series, grouped by family in the order of `families`, and within a
-    /// family in input order; family `f` is `members[bounds[f]..bounds[f + 1]]`.
+    /// family in input order; family `f` is `members[bounds[f]..bounds[f + 1]]`. Empty when
+    /// the series are so already: see [`Layout::member`].
     members: Vec<usize>,
     bounds: Vec<usize>,
     /// Families that took another name because theirs clashed with an earlier family's.
@@ -475,24 +539,36 @@ impl<'a> Layout<'a> {
         let mut families: Vec<Family<'a>> = Vec::new();
         let mut index: HashMap<(Cow<'a, str>, SeriesKind), usize> = HashMap::new();
         let mut family_of = Vec::with_capacity(series.len());
+        let mut previous_series: Option<&Series> = None;
         for one in series {
-            let name = natural_family_name(sanitized(&one.name, true), one.kind);
-            // Series usually come family by family: try the previous one before hashing.
-            let previous = family_of.last().copied().filter(|&f: &usize| {
-                let family: &Family<'_> = &families[f];
-                family.kind == one.kind && family.name == name
-            });
-            let next = families.len();
-            let family =
-                previous.unwrap_or_else(|| *index.entry((name.clone(), one.kind)).or_insert(next));
-            if family == next {
-                families.push(Family {
-                    name,
-                    kind: one.kind,
-                    unit: None,
-                    help: None,
-                });
-            }
+            // Series usually come family by family: one named like the series before it is in
+            // its family, with nothing to sanitize or look up; else the previous family is
+            // tried before hashing.
+            let same_as_before = previous_series
+                .is_some_and(|before| before.kind == one.kind && before.name == one.name);
+            previous_series = Some(one);
+            let family = match family_of.last() {
+                Some(&family) if same_as_before => family,
+                _ => {
+                    let name = natural_family_name(sanitized(&one.name, true), one.kind);
+                    let previous = family_of.last().copied().filter(|&f: &usize| {
+                        let family: &Family<'_> = &families[f];
+                        family.kind == one.kind && family.name == name
+                    });
+                    let next = families.len();
+                    let family = previous
+                        .unwrap_or_else(|| *index.entry((name.clone(), one.kind)).or_insert(next));
+                    if family == next {
+                        families.push(Family {
+                            name,
+                            kind: one.kind,
+                            unit: None,
+                            help: None,
+                        });
+                    }
+                    family
+                }
+            };
             let entry = &mut families[family];
             if entry.unit.is_none() {
                 entry.unit = one.unit.as_ref();
@@ -530,7 +606,8 @@ impl<'a> Layout<'a> {
             *taken.entry(family.name.clone()).or_default() |= kind_bit(family.kind);
         }
 
-        // Counting sort of the series by family, stable.
+        // Counting sort of the series by family, stable; not needed when they come family
+        // by family already.
         let mut bounds = vec![0; families.len() + 1];
         for &family in &family_of {
             bounds[family + 1] += 1;
@@ -538,11 +615,14 @@ impl<'a> Layout<'a> {
         for f in 0..families.len() {
             bounds[f + 1] += bounds[f];
         }
-        let mut next = bounds.clone();
-        let mut members = vec![0; series.len()];
-        for (i, &family) in family_of.iter().enumerate() {
-            members[next[family]] = i;
-            next[family] += 1;
+        let mut members = Vec::new();
+        if !family_of.is_sorted() {
+            let mut next = bounds.clone();
+            members = vec![0; series.len()];
+            for (i, &family) in family_of.iter().enumerate() {
+                members[next[family]] = i;
+                next[family] += 1;
+            }
         }
         Self {
             families,
@@ -550,6 +630,14 @@ impl<'a> Layout<'a> {
             bounds,
             renamed,
         }
+    }
+}
+
+impl Layout<'_> {
+    /// The index into the series of the member at `position` (in `bounds[f]..bounds[f + 1]`
+    /// for family `f`).
+    fn member(&self, position: usize) -> usize {
+        self.members.get(position).copied().unwrap_or(position)
     }
 }
 
@@ -575,11 +663,27 @@ fn natural_family_name(name: Cow<'_, str>, kind: SeriesKind) -> Cow<'_, str> {
     }
 }
 
-/// The label sets already written in one family, without an allocation per series: the
-/// rendered label blocks live in one arena, chained by hash.
+/// The label sets already written in one family, without an allocation per series, in one
+/// of two ways.
+///
+/// - **Hashes only** (first): a bit per hash (its low bits, in a set about eight times the
+///   family's size) says which hashes may have come before; those that find their bit set
+///   are kept, and when the family ends, the list of all hashes tells whether any of them
+///   truly came twice. Nearly every family has no repeated label set, and a small bit set
+///   and lists written in order cost far less than a table probed at random for every
+///   series, which for a large family lives outside the processor's nearest caches.
+/// - **Exact**: when a hash came twice, the family is written again with each block looked
+///   up as it is written (a range of the text, chained by hash), so that the first series
+///   of a label set is the one written.
 #[derive(Debug, Default)]
 struct LabelSets {
-    arena: String,
+    exact: bool,
+    /// Hashes only: every hash, in order.
+    hashes: Vec<u64>,
+    /// Hashes only: a bit per value of a hash's low bits, set when one came.
+    bits: Vec<u64>,
+    /// Hashes only: the hashes that found their bit set.
+    maybe_repeated: Vec<u64>,
     ranges: Vec<(usize, usize)>,
     /// For each entry, the previous entry with the same hash.
     previous: Vec<Option<usize>>,
@@ -587,8 +691,8 @@ struct LabelSets {
 }
 
 /// A fast hash of a label block. Not collision resistant, and it need not be: equal hashes
-/// are compared byte for byte, and the input is the exporter's own series, not an attacker's
-/// choice of keys for one table.
+/// only send a family down the exact path, where blocks are compared byte for byte, and the
+/// input is the exporter's own series, not an attacker's choice of keys for one table.
 fn fold_hash(bytes: &[u8]) -> u64 {
     const K: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut hash = bytes.len() as u64;
@@ -597,9 +701,13 @@ fn fold_hash(bytes: &[u8]) -> u64 {
         let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
         hash = (hash ^ word).wrapping_mul(K).rotate_left(29);
     }
-    let mut tail = [0_u8; 8];
-    tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(K);
+    // The last bytes as a little-endian word padded with zeros, without a call to copy them.
+    let tail = chunks
+        .remainder()
+        .iter()
+        .rev()
+        .fold(0, |word, &b| (word << 8) | u64::from(b));
+    hash = (hash ^ tail).wrapping_mul(K);
     hash ^ (hash >> 32)
 }
 
@@ -622,35 +730,92 @@ impl Hasher for PassThrough {
 }
 
 impl LabelSets {
-    fn clear(&mut self) {
-        self.arena.clear();
+    /// Forgets every set, and makes room for `expected` new ones, hashes only or `exact`.
+    fn clear(&mut self, expected: usize, exact: bool) {
+        self.exact = exact;
+        self.hashes.clear();
+        self.bits.clear();
+        self.maybe_repeated.clear();
         self.ranges.clear();
         self.previous.clear();
         self.heads.clear();
+        if exact {
+            self.ranges.reserve(expected);
+            self.previous.reserve(expected);
+            self.heads.reserve(expected);
+        } else {
+            self.hashes.reserve(expected);
+            // A power of two of words, at least eight bits per label set.
+            let words = expected.div_ceil(8).next_power_of_two();
+            self.bits.resize(words, 0);
+        }
     }
 
-    /// Adds `block`; false when it was already there.
-    fn insert(&mut self, block: &str) -> bool {
-        let hash = fold_hash(block.as_bytes());
-        let mut at = self.heads.get(&hash).copied();
-        while let Some(entry) = at {
-            let (start, end) = self.ranges[entry];
-            if &self.arena[start..end] == block {
-                return false;
+    /// Adds the block `text[start..end]`; false when exact and an equal one was added since
+    /// the last [`clear`](Self::clear). Blocks added before must still be where they were
+    /// in `text`.
+    fn insert(&mut self, text: &str, start: usize, end: usize) -> bool {
+        let block = &text.as_bytes()[start..end];
+        let hash = fold_hash(block);
+        if !self.exact {
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "the low bits are the point"
+            )]
+            let bit = hash as usize & (self.bits.len() * 64 - 1);
+            let (word, mask) = (bit / 64, 1_u64 << (bit % 64));
+            if self.bits[word] & mask == 0 {
+                self.bits[word] |= mask;
+            } else {
+                self.maybe_repeated.push(hash);
             }
-            at = self.previous[entry];
+            self.hashes.push(hash);
+            return true;
         }
-        let start = self.arena.len();
-        self.arena.push_str(block);
-        self.ranges.push((start, self.arena.len()));
-        self.previous
-            .push(self.heads.insert(hash, self.ranges.len() - 1));
+        let new = self.ranges.len();
+        // One probe of the table: a new hash is the common case.
+        let previous = match self.heads.entry(hash) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(new);
+                None
+            }
+            Entry::Occupied(mut occupied) => {
+                let mut at = Some(*occupied.get());
+                while let Some(entry) = at {
+                    let (start, end) = self.ranges[entry];
+                    if &text.as_bytes()[start..end] == block {
+                        return false;
+                    }
+                    at = self.previous[entry];
+                }
+                Some(occupied.insert(new))
+            }
+        };
+        self.ranges.push((start, end));
+        self.previous.push(previous);
         true
+    }
+
+    /// Whether two blocks added since the last [`clear`](Self::clear) without `exact` may
+    /// have been equal (their hashes are).
+    fn may_repeat(&mut self) -> bool {
+        if self.maybe_repeated.is_empty() {
+            return false;
+        }
+        // How often each hash that found its bit set came, in one pass over them all.
+        let mut counts: HashMap<u64, usize, BuildHasherDefault<PassThrough>> =
+            self.maybe_repeated.iter().map(|&hash| (hash, 0)).collect();
+        self.hashes.iter().any(|hash| {
+            counts.get_mut(hash).is_some_and(|count| {
+                *count += 1;
+                *count > 1
+            })
+        })
     }
 }
 
 /// What the renderer left out or changed, reported once per rendering.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Adjustments {
     invalid_counter_points: usize,
     same_millisecond_points: usize,
@@ -661,8 +826,12 @@ struct Adjustments {
 /// The reusable buffers of one rendering.
 #[derive(Debug, Default)]
 struct TextWriter<'a> {
-    labels: String,
+    /// A sample line up to its value, for the second and later points of a series.
+    line: String,
     sorted_labels: Vec<(Cow<'a, str>, &'a str)>,
+    /// Valid label names in the order the last series written had them, each with the text
+    /// before its value: `{name="`, or `",name="` after the first.
+    label_names: Vec<(&'a str, String)>,
     points: Vec<(i64, f64)>,
     seen: LabelSets,
     /// The last timestamp written, and its text.
@@ -670,14 +839,35 @@ struct TextWriter<'a> {
     adjusted: Adjustments,
 }
 
-fn write_text(out: &mut String, series: &[Series], format: Format) {
+fn write_text(out: &mut String, series: &[Series], format: Format, samples: Samples) {
     let layout = Layout::new(series);
     let mut writer = TextWriter::default();
+    let start = out.len();
     for (f, family) in layout.families.iter().enumerate() {
-        write_metadata(out, family, format);
-        writer.seen.clear();
-        for &member in &layout.members[layout.bounds[f]..layout.bounds[f + 1]] {
-            writer.write_series(out, &family.name, family.kind, &series[member], format);
+        let members = layout.bounds[f]..layout.bounds[f + 1];
+        let (family_start, adjusted) = (out.len(), writer.adjusted.clone());
+        // Hashes only; again, exact, if two label sets may have been the same.
+        for exact in [false, true] {
+            write_metadata(out, family, format);
+            writer.seen.clear(members.len(), exact);
+            for position in members.clone() {
+                if position == SIZING_SAMPLE {
+                    reserve_for_the_rest(out, start, position, series.len());
+                }
+                writer.write_series(
+                    out,
+                    &family.name,
+                    family.kind,
+                    &series[layout.member(position)],
+                    format,
+                    samples,
+                );
+            }
+            if exact || !writer.seen.may_repeat() {
+                break;
+            }
+            out.truncate(family_start);
+            writer.adjusted.clone_from(&adjusted);
         }
     }
     if format == Format::OpenMetrics {
@@ -704,6 +894,18 @@ fn write_text(out: &mut String, series: &[Series], format: Format) {
             "points within one millisecond of another were merged"
         );
     }
+}
+
+/// After how many series [`reserve_for_the_rest`] sizes the text.
+const SIZING_SAMPLE: usize = 64;
+
+/// Makes room for the rest of the text at once, from the length of what `written` series
+/// took, plus an eighth: a large text then grows by one copy, not a doubling for each
+/// power of two (each a fresh allocation whose pages the system must map).
+fn reserve_for_the_rest(out: &mut String, start: usize, written: usize, total: usize) {
+    let per_series = (out.len() - start) / written.max(1);
+    let rest = per_series.saturating_mul(total - written);
+    out.reserve(rest.saturating_add(rest / 8));
 }
 
 fn write_metadata(out: &mut String, family: &Family<'_>, format: Format) {
@@ -750,9 +952,78 @@ impl<'a> TextWriter<'a> {
         kind: SeriesKind,
         series: &'a Series,
         format: Format,
+        samples: Samples,
     ) {
         let counter = kind == SeriesKind::Counter;
+        if samples == Samples::Latest {
+            let Some(value) = self.newest_value(series, counter) else {
+                return;
+            };
+            if self.write_line_start(out, family, counter, &series.labels) {
+                write_value(out, value);
+                out.push('\n');
+            }
+            return;
+        }
         self.points.clear();
+        self.every_point(series, counter);
+        if self.points.is_empty() {
+            return;
+        }
+        let line = out.len();
+        if !self.write_line_start(out, family, counter, &series.labels) {
+            return;
+        }
+        if self.points.len() > 1 {
+            self.line.clear();
+            self.line.push_str(&out[line..]);
+        }
+        for (i, &(millis, value)) in self.points.iter().enumerate() {
+            if i > 0 {
+                out.push_str(&self.line);
+            }
+            write_value(out, value);
+            out.push(' ');
+            // Points of one collection mostly share a time: format it once.
+            if self.timestamp.0 != Some(millis) {
+                self.timestamp.1.clear();
+                write_timestamp(&mut self.timestamp.1, millis, format);
+                self.timestamp.0 = Some(millis);
+            }
+            out.push_str(&self.timestamp.1);
+            out.push('\n');
+        }
+    }
+
+    /// A sample line up to its value, `name{labels}`, written in place; false, with nothing
+    /// written, when the family has a series of the same label set already.
+    #[inline]
+    fn write_line_start(
+        &mut self,
+        out: &mut String,
+        family: &str,
+        counter: bool,
+        labels: &'a BTreeMap<String, String>,
+    ) -> bool {
+        let line = out.len();
+        out.push_str(family);
+        if counter {
+            out.push_str("_total");
+        }
+        let block = out.len();
+        self.write_labels(out, labels);
+        if self.seen.insert(out, block, out.len()) {
+            true
+        } else {
+            out.truncate(line);
+            self.adjusted.duplicate_series += 1;
+            false
+        }
+    }
+
+    /// Every point that can be a sample, oldest first, one per millisecond (the last given
+    /// wins), into `self.points`.
+    fn every_point(&mut self, series: &Series, counter: bool) {
         for point in &series.points {
             // A counter total is a non-negative number; anything else is not a counter
             // sample, so the point is left out rather than written invalid.
@@ -762,9 +1033,6 @@ impl<'a> TextWriter<'a> {
             }
             self.points
                 .push((point.time.timestamp_millis(), point.value));
-        }
-        if self.points.is_empty() {
-            return;
         }
         if !self.points.is_sorted_by_key(|p| p.0) {
             self.points.sort_by_key(|p| p.0);
@@ -779,67 +1047,93 @@ impl<'a> TextWriter<'a> {
             same
         });
         self.adjusted.same_millisecond_points += before - self.points.len();
+    }
 
-        self.render_labels(&series.labels);
-        if !self.seen.insert(&self.labels) {
-            self.adjusted.duplicate_series += 1;
-            return;
-        }
-        let suffix = if counter { "_total" } else { "" };
-        for &(millis, value) in &self.points {
-            push_all(out, &[family, suffix, &self.labels, " "]);
-            // -0 is 0 to every reader, and counters are written as non-negative.
-            write_number(out, if value == 0.0 { 0.0 } else { value });
-            out.push(' ');
-            // Points of one collection mostly share a time: format it once.
-            if self.timestamp.0 != Some(millis) {
-                self.timestamp.1.clear();
-                write_timestamp(&mut self.timestamp.1, millis, format);
-                self.timestamp.0 = Some(millis);
+    /// The value of the newest point that can be a sample (of points in one millisecond, the
+    /// last given): what [`Self::every_point`] would put last.
+    fn newest_value(&mut self, series: &Series, counter: bool) -> Option<f64> {
+        let valid = |point: &crate::model::Point| {
+            !counter || (point.value.is_finite() && point.value >= 0.0)
+        };
+        // One point, as an exporter keeps: its time does not matter.
+        if let [point] = series.points.as_slice() {
+            if valid(point) {
+                return Some(point.value);
             }
-            out.push_str(&self.timestamp.1);
-            out.push('\n');
+            self.adjusted.invalid_counter_points += 1;
+            return None;
+        }
+        let mut newest: Option<(i64, f64)> = None;
+        for point in &series.points {
+            if !valid(point) {
+                self.adjusted.invalid_counter_points += 1;
+                continue;
+            }
+            let millis = point.time.timestamp_millis();
+            if newest.is_none_or(|(time, _)| millis >= time) {
+                newest = Some((millis, point.value));
+            }
+        }
+        newest.map(|(_, value)| value)
+    }
+
+    /// `{a="1",b="2"}` appended to `out`, names sanitized and sorted, empty values left out
+    /// (to Prometheus an empty label is no label); nothing when no label is left.
+    fn write_labels(&mut self, out: &mut String, labels: &'a BTreeMap<String, String>) {
+        let start = out.len();
+        let mut written = 0;
+        // Valid names come sorted from the map: written as they come, in one pass, unless
+        // one needs sanitizing. (A name with an empty value is left out either way.) The
+        // series of a family mostly have the names of the one before, known to be valid,
+        // and the text between their values written out already.
+        for (name, value) in labels.iter().filter(|(_, v)| !v.is_empty()) {
+            if self
+                .label_names
+                .get(written)
+                .is_none_or(|(known, _)| known != name)
+            {
+                if !is_valid_name(name, false) {
+                    out.truncate(start);
+                    self.write_sanitized_labels(out, labels);
+                    return;
+                }
+                let before = if written == 0 { "{" } else { "\"," };
+                self.label_names.truncate(written);
+                self.label_names.push((name, format!("{before}{name}=\"")));
+            }
+            out.push_str(&self.label_names[written].1);
+            escape_label_value_into(value, out);
+            written += 1;
+        }
+        if written > 0 {
+            out.push_str("\"}");
         }
     }
 
-    /// `{a="1",b="2"}` into `self.labels`, names sanitized and sorted, empty values left out
-    /// (to Prometheus an empty label is no label).
-    fn render_labels(&mut self, labels: &'a BTreeMap<String, String>) {
-        self.labels.clear();
-        if labels.keys().all(|name| is_valid_name(name, false)) {
-            // Valid names come sorted from the map.
-            for (name, value) in labels.iter().filter(|(_, v)| !v.is_empty()) {
-                push_label(&mut self.labels, name, value);
-            }
-        } else {
-            self.sorted_labels.clear();
-            self.sorted_labels.extend(
-                labels
-                    .iter()
-                    .filter(|(_, v)| !v.is_empty())
-                    .map(|(name, value)| (sanitized(name, false), value.as_str())),
-            );
-            // Stable: of names that sanitize alike, the one first in the map wins.
-            self.sorted_labels.sort_by(|a, b| a.0.cmp(&b.0));
-            let before = self.sorted_labels.len();
-            self.sorted_labels.dedup_by(|later, kept| later.0 == kept.0);
-            self.adjusted.clashing_labels += before - self.sorted_labels.len();
-            for (name, value) in &self.sorted_labels {
-                push_label(&mut self.labels, name, value);
-            }
+    fn write_sanitized_labels(&mut self, out: &mut String, labels: &'a BTreeMap<String, String>) {
+        self.sorted_labels.clear();
+        self.sorted_labels.extend(
+            labels
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(name, value)| (sanitized(name, false), value.as_str())),
+        );
+        // Stable: of names that sanitize alike, the one first in the map wins.
+        self.sorted_labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let before = self.sorted_labels.len();
+        self.sorted_labels.dedup_by(|later, kept| later.0 == kept.0);
+        self.adjusted.clashing_labels += before - self.sorted_labels.len();
+        for (i, (name, value)) in self.sorted_labels.iter().enumerate() {
+            out.push(if i == 0 { '{' } else { ',' });
+            out.push_str(name);
+            out.push_str("=\"");
+            escape_label_value_into(value, out);
+            out.push('"');
         }
-        if !self.labels.is_empty() {
-            self.labels.push('}');
+        if !self.sorted_labels.is_empty() {
+            out.push('}');
         }
     }
-}
-
-fn push_label(block: &mut String, name: &str, value: &str) {
-    block.push(if block.is_empty() { '{' } else { ',' });
-    block.push_str(name);
-    block.push_str("=\"");
-    escape_label_value_into(value, block);
-    block.push('"');
 }
 
 fn push_all(out: &mut String, parts: &[&str]) {
@@ -866,6 +1160,14 @@ fn escape_help_into(help: &str, quote: bool, out: &mut String) {
     out.push_str(&help[start..]);
 }
 
+/// ` value` after a sample's name and labels: -0 is 0 to every reader, and counters are
+/// written as non-negative.
+#[inline]
+fn write_value(out: &mut String, value: f64) {
+    out.push(' ');
+    write_number(out, if value == 0.0 { 0.0 } else { value });
+}
+
 /// Full precision for machines: integers below 10^15 without a fraction, other numbers in
 /// Rust's shortest round-trip form (exponent for very large and small ones), `NaN`, `+Inf`,
 /// `-Inf`.
@@ -874,25 +1176,40 @@ fn write_number(out: &mut String, value: f64) {
         out.push_str("NaN");
     } else if value.is_infinite() {
         out.push_str(if value > 0.0 { "+Inf" } else { "-Inf" });
-    } else if value.fract() == 0.0 && value.abs() < 1e15 {
-        #[allow(
-            clippy::cast_possible_truncation,
-            reason = "an integer below 10^15 is exact in i64"
-        )]
-        let integer = value as i64;
-        let _ = write!(out, "{integer}");
+    } else if value.abs() < 1e15
+        && let Some(integer) = whole(value)
+    {
+        push_integer(out, integer);
     } else {
         let _ = write!(out, "{value:?}");
     }
+}
+
+/// The value as an integer when it has no fraction (`fract() == 0`, without the call); for
+/// values below 2^63 in magnitude.
+fn whole(value: f64) -> Option<i64> {
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_precision_loss,
+        reason = "truncation is the test: a value with a fraction does not come back equal"
+    )]
+    let integer = value as i64;
+    #[allow(clippy::cast_precision_loss, reason = "below 2^63, as above")]
+    let back = integer as f64;
+    (back == value).then_some(integer)
+}
+
+/// An integer in decimal, as `{value}` writes it, without the formatting machinery (this is
+/// most of what an exporter's body holds).
+fn push_integer(out: &mut String, value: i64) {
+    out.push_str(itoa::Buffer::new().format(value));
 }
 
 /// OpenMetrics: seconds with milliseconds (`-1.500` is 1.5 s before the epoch); Prometheus:
 /// milliseconds.
 fn write_timestamp(out: &mut String, millis: i64, format: Format) {
     match format {
-        Format::Prometheus => {
-            let _ = write!(out, "{millis}");
-        }
+        Format::Prometheus => push_integer(out, millis),
         Format::OpenMetrics => {
             let sign = if millis < 0 { "-" } else { "" };
             let magnitude = millis.unsigned_abs();
@@ -1269,6 +1586,75 @@ mod tests {
             "# TYPE x_seconds gauge\n\
              # TYPE y_seconds counter\n# UNIT y_seconds seconds\n\
              # TYPE z_ gauge\n# TYPE w_a_b gauge\n# EOF\n"
+        );
+    }
+
+    #[test]
+    fn latest_writers_write_each_series_newest_point_without_its_time() {
+        let series = [
+            Series::new("g", SeriesKind::Gauge)
+                .with_label("k", "1")
+                .with_point(at(3), 3.0)
+                .with_point(at(1), 1.0)
+                // The same millisecond as the newest: given last, so it wins.
+                .with_point(Utc.timestamp_nanos(3_000_000_500), 4.0),
+            // The newest point cannot be a counter total: the newest that can is written.
+            Series::new("c", SeriesKind::Counter)
+                .with_point(at(1), 7.0)
+                .with_point(at(2), f64::NAN),
+            // No point that can be a sample: nothing, and no claim on the label set.
+            Series::new("g", SeriesKind::Gauge).with_label("k", "2"),
+            Series::new("g", SeriesKind::Gauge)
+                .with_label("k", "2")
+                .with_point(at(9), -0.0),
+            // A label set written already.
+            Series::new("g", SeriesKind::Gauge)
+                .with_label("k", "1")
+                .with_point(at(5), 5.0),
+        ];
+        let (mut om, mut prom) = (String::new(), String::new());
+        write_openmetrics_latest(&mut om, &series);
+        write_prometheus_latest(&mut prom, &series);
+        assert_eq!(
+            om,
+            "# TYPE g gauge\ng{k=\"1\"} 4\ng{k=\"2\"} 0\n# TYPE c counter\nc_total 7\n# EOF\n"
+        );
+        assert_eq!(
+            prom,
+            "# TYPE g gauge\ng{k=\"1\"} 4\ng{k=\"2\"} 0\n# TYPE c_total counter\nc_total 7\n"
+        );
+    }
+
+    #[test]
+    fn integers_are_written_as_the_formatter_writes_them() {
+        let mut values = vec![
+            0_i64,
+            1,
+            -1,
+            9,
+            10,
+            99,
+            100,
+            i64::MAX,
+            i64::MIN,
+            999_999_999_999_999,
+        ];
+        values.extend((0..64).map(|shift| 1_i64 << shift));
+        values.extend((0..19).map(|power| 10_i64.pow(power) - 1));
+        values.extend((0..19).map(|power| -(10_i64.pow(power))));
+        for value in values {
+            let mut out = String::from("x");
+            push_integer(&mut out, value);
+            assert_eq!(out, format!("x{value}"));
+        }
+        let mut out = String::new();
+        for value in [1e15 - 1.0, -1e15 + 1.0, 1e15, 0.5, 1_700_000_000.0, -3.0] {
+            write_number(&mut out, value);
+            out.push(' ');
+        }
+        assert_eq!(
+            out,
+            "999999999999999 -999999999999999 1000000000000000.0 0.5 1700000000 -3 "
         );
     }
 

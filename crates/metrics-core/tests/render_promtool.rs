@@ -691,6 +691,78 @@ fn hostile_series_follow_the_family_rules() {
     }
 }
 
+/// The text with every sample's timestamp taken off: a sample line is
+/// `name{labels} value timestamp`, label values may hold spaces but neither the value nor the
+/// timestamp does, so the timestamp is what follows the line's last space.
+fn without_timestamps(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let bare = line.strip_suffix('\n').unwrap_or(line);
+        if bare.starts_with('#') || bare.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        out.push_str(bare.rsplit_once(' ').map_or(bare, |(sample, _)| sample));
+        out.push('\n');
+    }
+    out
+}
+
+/// The series with only the point the `_latest` writers document as its sample: the newest
+/// that can be one (not a counter point that cannot be a total), the last given of one
+/// millisecond.
+fn newest_only(series: &Series) -> Series {
+    let counter = series.kind == SeriesKind::Counter;
+    let newest = series
+        .points
+        .iter()
+        .filter(|p| !counter || (p.value.is_finite() && p.value >= 0.0))
+        .fold(None::<&Point>, |newest, p| match newest {
+            Some(n) if n.time.timestamp_millis() > p.time.timestamp_millis() => Some(n),
+            _ => Some(p),
+        });
+    let mut one = series.clone();
+    one.points = newest.copied().into_iter().collect();
+    one
+}
+
+/// The `_latest` writers are the full text of each series' newest point with the timestamps
+/// taken off; for series of at most one point, as an exporter keeps, that is the full text
+/// of the series themselves.
+#[test]
+fn latest_writers_are_the_newest_points_without_timestamps() {
+    let strategy = prop::collection::vec(any_series(Span::Full), 1..16);
+    let result = runner(512).run(&strategy, |series| {
+        let newest: Vec<Series> = series.iter().map(newest_only).collect();
+        let (mut om, mut prom) = (String::new(), String::new());
+        render::write_openmetrics_latest(&mut om, &series);
+        render::write_prometheus_latest(&mut prom, &series);
+        prop_assert_eq!(&om, &without_timestamps(&render::openmetrics(&newest)));
+        prop_assert_eq!(&prom, &without_timestamps(&render::prometheus(&newest)));
+
+        let at_most_one: Vec<Series> = series
+            .iter()
+            .map(|s| {
+                let mut s = s.clone();
+                s.points.truncate(1);
+                s
+            })
+            .collect();
+        let (mut om, mut prom) = (String::new(), String::new());
+        render::write_openmetrics_latest(&mut om, &at_most_one);
+        render::write_prometheus_latest(&mut prom, &at_most_one);
+        prop_assert_eq!(&om, &without_timestamps(&render::openmetrics(&at_most_one)));
+        prop_assert_eq!(
+            &prom,
+            &without_timestamps(&render::prometheus(&at_most_one))
+        );
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
+
 /// The cases once reported against the OpenMetrics renderer, through promtool.
 #[test]
 fn reported_defects_render_valid_text() {

@@ -1,17 +1,51 @@
-//! What `/metrics` serves: one sample per series, in the Prometheus text format 0.0.4 or
-//! OpenMetrics 1.0, with or without sample timestamps.
+//! What `metrics-hub serve` writes for `/metrics`: one sample per series, in the Prometheus
+//! text format 0.0.4 or OpenMetrics 1.0, with or without sample timestamps.
 //!
-//! The core's renderers do the formats (families, name collisions, duplicates, escaping);
-//! they write every point with its time, which is what `collect` prints. An exporter shows
-//! each series' current value once and, unless asked, leaves the time to the scraper: a
-//! sample an hour old would be invisible to an instant query.
+//! The exporter renders its cache with [`render`] when a source's data changes, not per
+//! scrape; it is public so that a program of its own (or a benchmark) can produce the
+//! same bytes from the same series.
+//!
+//! The core's renderers do the formats (families, name collisions, duplicates, escaping; see
+//! [`metrics_hub::core::render`]); they write every point with its time, which is what
+//! `collect` prints. An exporter shows each series' current value once and, unless asked,
+//! leaves the time to the scraper: a sample an hour old would be invisible to an instant
+//! query.
+//!
+//! ```
+//! use metrics_hub::chrono::Utc;
+//! use metrics_hub::{Series, SeriesKind, Unit};
+//! use metrics_hub_cli::exposition::{self, Format};
+//!
+//! let series = [Series::new("outline_access_key_bytes_transferred", SeriesKind::Gauge)
+//!     .with_help("Bytes the access key sent")
+//!     .with_unit(Unit::Bytes)
+//!     .with_label("access_key_id", "7")
+//!     .with_label("source", "edge-eu")
+//!     .with_point(Utc::now(), 1_572_864.0)];
+//! let mut body = exposition::render(&series, Format::OpenMetrics, false);
+//! body.push_str(exposition::EOF);
+//! assert_eq!(
+//!     body,
+//!     concat!(
+//!         "# TYPE outline_access_key_bytes_transferred gauge\n",
+//!         "# HELP outline_access_key_bytes_transferred Bytes the access key sent\n",
+//!         "outline_access_key_bytes_transferred{access_key_id=\"7\",source=\"edge-eu\"} 1572864\n",
+//!         "# EOF\n",
+//!     )
+//! );
+//! assert_eq!(
+//!     Format::OpenMetrics.content_type(),
+//!     "application/openmetrics-text; version=1.0.0; charset=utf-8"
+//! );
+//! ```
 
 use metrics_hub::Series;
 use metrics_hub::core::render;
 
-/// The two text formats.
+/// The two text formats `/metrics` serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Format {
+#[non_exhaustive]
+pub enum Format {
     /// Prometheus text format 0.0.4.
     Prometheus,
     /// OpenMetrics 1.0 text.
@@ -20,7 +54,8 @@ pub(crate) enum Format {
 
 impl Format {
     /// The `Content-Type` of a body in this format.
-    pub(crate) fn content_type(self) -> &'static str {
+    #[must_use]
+    pub fn content_type(self) -> &'static str {
         match self {
             Self::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
             Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -57,41 +92,30 @@ impl Format {
     }
 }
 
-/// The line that ends an OpenMetrics body.
-pub(crate) const EOF: &str = "# EOF\n";
+/// The line that ends an OpenMetrics body; [`render`] leaves it out.
+pub const EOF: &str = "# EOF\n";
 
-/// Writes `series` (one point each) in `format`, without the closing `# EOF` of OpenMetrics
-/// (see [`EOF`]), so that parts rendered apart can be served as one body.
-pub(crate) fn render(series: &[Series], format: Format, timestamps: bool) -> String {
+/// Writes `series` in `format`, without the closing `# EOF` of OpenMetrics (see [`EOF`]), so
+/// that parts rendered apart can be served as one body.
+///
+/// The exporter gives each series one point, its current value. With `timestamps`, every
+/// point is a sample with its time (milliseconds in the Prometheus format, seconds in
+/// OpenMetrics); without, each series' newest point is its one sample, without a time: the
+/// scraper stamps it. Everything else (families,
+/// `# HELP`, `# TYPE`, `# UNIT`, escaping, name collisions, duplicate label sets) is as
+/// [`metrics_hub::core::render::write_openmetrics`] and
+/// [`write_prometheus`](metrics_hub::core::render::write_prometheus) write it.
+#[must_use]
+pub fn render(series: &[Series], format: Format, timestamps: bool) -> String {
     let mut out = String::new();
-    match format {
-        Format::Prometheus => render::write_prometheus(&mut out, series),
-        Format::OpenMetrics => render::write_openmetrics(&mut out, series),
+    match (format, timestamps) {
+        (Format::Prometheus, true) => render::write_prometheus(&mut out, series),
+        (Format::Prometheus, false) => render::write_prometheus_latest(&mut out, series),
+        (Format::OpenMetrics, true) => render::write_openmetrics(&mut out, series),
+        (Format::OpenMetrics, false) => render::write_openmetrics_latest(&mut out, series),
     }
     if out.ends_with(EOF) {
         out.truncate(out.len() - EOF.len());
-    }
-    if timestamps {
-        out
-    } else {
-        without_timestamps(&out)
-    }
-}
-
-/// Drops the timestamp the core writes after every sample's value. A sample line is
-/// `name{labels} value timestamp`; label values may hold spaces but neither the value nor
-/// the timestamp does, so the timestamp is what follows the line's last space. Comment
-/// lines (`#`) are kept as they are.
-fn without_timestamps(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.split_inclusive('\n') {
-        let bare = line.strip_suffix('\n').unwrap_or(line);
-        if bare.starts_with('#') || bare.is_empty() {
-            out.push_str(line);
-            continue;
-        }
-        out.push_str(bare.rsplit_once(' ').map_or(bare, |(sample, _)| sample));
-        out.push('\n');
     }
     out
 }

@@ -7,7 +7,7 @@ mod config;
 pub mod demo;
 mod emulate;
 mod errors;
-mod exposition;
+pub mod exposition;
 mod serve;
 mod sources;
 
