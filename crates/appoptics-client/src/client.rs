@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use metrics_core::http::{HttpClient, Request, Response, encode_path_segment};
+use metrics_core::reqwest::header::{HeaderMap, HeaderValue};
 use metrics_core::reqwest::{StatusCode, Url};
 use metrics_core::{Auth, ClientOptions, Env, Error, Result, RetryConfig, Secret};
 use serde::de::DeserializeOwned;
@@ -13,8 +14,9 @@ use serde_json::Value;
 
 use crate::BACKEND;
 use crate::error::{
-    AppOpticsError, AppOpticsErrorKind, RateLimits, errors_present, parse_error_body,
-    partial_failure, partial_failure_code, render_errors,
+    AppOpticsError, AppOpticsErrorKind, RATE_LIMIT_AGG_HEADER, RATE_LIMIT_STD_HEADER, RateLimit,
+    RateLimits, errors_present, parse_error_body, partial_failure, partial_failure_code,
+    render_errors,
 };
 use crate::model::{Metric, MetricSelector, MetricSpec, MetricType, Page, Tags};
 use crate::pagination::{ListParams, paginate};
@@ -383,7 +385,7 @@ impl AppOpticsClientBuilder {
                 sanitizer: self.sanitizer,
                 tag_sanitizer: self.tag_sanitizer,
                 source_metrics,
-                rate_limits: Arc::new(Mutex::new(RateLimits::default())),
+                rate_limits: Arc::new(Mutex::new(LastRateLimits::default())),
             }),
         })
     }
@@ -443,7 +445,47 @@ pub(crate) struct Inner {
     pub(crate) sanitizer: Sanitizer,
     pub(crate) tag_sanitizer: TagSanitizer,
     pub(crate) source_metrics: Vec<String>,
-    rate_limits: Arc<Mutex<RateLimits>>,
+    rate_limits: Arc<Mutex<LastRateLimits>>,
+}
+
+/// The rate-limit headers of the last response that had a readable one, kept as sent and
+/// parsed only when [`AppOpticsClient::rate_limits`] asks: parsing them on every response
+/// cost more than the rest of a one-measurement submit's own work.
+#[derive(Clone, Debug, Default)]
+struct LastRateLimits {
+    std: Option<HeaderValue>,
+    agg: Option<HeaderValue>,
+}
+
+impl LastRateLimits {
+    /// The headers of `headers` that [`RateLimit::parse`]
+    /// reads as limits (text with a `key=value` in it); `None` when neither is.
+    fn of(headers: &HeaderMap) -> Option<Self> {
+        let readable = |name: &str| {
+            headers
+                .get(name)
+                .filter(|value| value.to_str().is_ok() && value.as_bytes().contains(&b'='))
+                .cloned()
+        };
+        let last = Self {
+            std: readable(RATE_LIMIT_STD_HEADER),
+            agg: readable(RATE_LIMIT_AGG_HEADER),
+        };
+        (last.std.is_some() || last.agg.is_some()).then_some(last)
+    }
+
+    fn parse(&self) -> RateLimits {
+        let parse = |value: &Option<HeaderValue>| {
+            value
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(RateLimit::parse)
+        };
+        RateLimits {
+            std: parse(&self.std),
+            agg: parse(&self.agg),
+        }
+    }
 }
 
 impl fmt::Debug for AppOpticsClient {
@@ -513,7 +555,7 @@ impl AppOpticsClient {
             .rate_limits
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+            .parse()
     }
 
     /// The metric name after the configured sanitizer.
@@ -544,13 +586,12 @@ impl AppOpticsClient {
     pub(crate) async fn execute(&self, request: Request, write: bool) -> Result<Response> {
         match self.inner.http.send(request).await {
             Ok(response) => {
-                let limits = RateLimits::from_headers(response.headers());
-                if !limits.is_empty() {
+                if let Some(last) = LastRateLimits::of(response.headers()) {
                     *self
                         .inner
                         .rate_limits
                         .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = limits;
+                        .unwrap_or_else(PoisonError::into_inner) = last;
                 }
                 if write {
                     check_success_body(&response)?;
@@ -883,5 +924,25 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(!err.to_string().contains("secret-ish"), "{err}");
+    }
+
+    #[test]
+    fn rate_limit_headers_are_kept_as_sent_and_read_as_from_headers_reads_them() {
+        let mut headers = HeaderMap::new();
+        assert!(LastRateLimits::of(&headers).is_none());
+        headers.insert(RATE_LIMIT_STD_HEADER, HeaderValue::from_static("garbage"));
+        assert!(
+            LastRateLimits::of(&headers).is_none(),
+            "nothing in it is key=value: the last limits stay"
+        );
+        for std in ["limit=300,remaining=12,reset=50", " Limit = 5 , x=y", "=", "reset=x"] {
+            headers.insert(RATE_LIMIT_STD_HEADER, HeaderValue::from_static(std));
+            headers.insert(
+                RATE_LIMIT_AGG_HEADER,
+                HeaderValue::from_static("limit=1000,remaining=0,reset=7"),
+            );
+            let last = LastRateLimits::of(&headers).unwrap();
+            assert_eq!(last.parse(), RateLimits::from_headers(&headers), "{std:?}");
+        }
     }
 }
