@@ -935,7 +935,12 @@ mod tests {
             LastRateLimits::of(&headers).is_none(),
             "nothing in it is key=value: the last limits stay"
         );
-        for std in ["limit=300,remaining=12,reset=50", " Limit = 5 , x=y", "=", "reset=x"] {
+        for std in [
+            "limit=300,remaining=12,reset=50",
+            " Limit = 5 , x=y",
+            "=",
+            "reset=x",
+        ] {
             headers.insert(RATE_LIMIT_STD_HEADER, HeaderValue::from_static(std));
             headers.insert(
                 RATE_LIMIT_AGG_HEADER,
