@@ -1,7 +1,7 @@
 //! What `metrics-hub serve` writes for `/metrics`: one sample per series, in the Prometheus
 //! text format 0.0.4 or OpenMetrics 1.0, with or without sample timestamps.
 //!
-//! The exporter renders its cache with [`render`] when a source's data changes, not per
+//! The exporter renders its cache with [`render()`] when a source's data changes, not per
 //! scrape; it is public so that a program of its own (or a benchmark) can produce the
 //! same bytes from the same series.
 //!
@@ -92,7 +92,7 @@ impl Format {
     }
 }
 
-/// The line that ends an OpenMetrics body; [`render`] leaves it out.
+/// The line that ends an OpenMetrics body; [`render()`] leaves it out.
 pub const EOF: &str = "# EOF\n";
 
 /// Writes `series` in `format`, without the closing `# EOF` of OpenMetrics (see [`EOF`]), so
