@@ -42,6 +42,11 @@
 //!
 //! Warnings are one `tracing` event per rendering, not one per series.
 //!
+//! An exporter that writes the same samples again and again keeps them as a [`Snapshot`]:
+//! each series' current value with the work above done once, written by
+//! [`write_openmetrics_snapshots`] and [`write_prometheus_snapshots`] to the same text the
+//! `_latest` writers give.
+//!
 //! The output is checked with `promtool check metrics` (Prometheus' text-format parser) and
 //! `promtool tsdb create-blocks-from openmetrics` (Prometheus' OpenMetrics parser) on
 //! generated hostile series.
@@ -53,7 +58,13 @@ use std::fmt::Write as _;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::aggregate::Collection;
-use crate::model::{Series, SeriesKind, Unit, escape_label_value_into, is_valid_name, sanitized};
+use crate::model::{
+    Point, Series, SeriesKind, Unit, escape_label_value_into, is_valid_name, sanitized,
+};
+
+mod snapshot;
+
+pub use snapshot::{Snapshot, write_openmetrics_snapshots, write_prometheus_snapshots};
 
 /// An aligned table: one row per series with its labels (a named source's series carry its
 /// source label), newest value in human units (`1.9 MiB`, `2m 03s`), point count and time;
@@ -535,76 +546,15 @@ fn clashes(
 
 impl<'a> Layout<'a> {
     fn new(series: &'a [Series]) -> Self {
-        // Group by (family name, kind) in order of first appearance.
-        let mut families: Vec<Family<'a>> = Vec::new();
-        let mut index: HashMap<(Cow<'a, str>, SeriesKind), usize> = HashMap::new();
-        let mut family_of = Vec::with_capacity(series.len());
-        let mut previous_series: Option<&Series> = None;
-        for one in series {
-            // Series usually come family by family: one named like the series before it is in
-            // its family, with nothing to sanitize or look up; else the previous family is
-            // tried before hashing.
-            let same_as_before = previous_series
-                .is_some_and(|before| before.kind == one.kind && before.name == one.name);
-            previous_series = Some(one);
-            let family = match family_of.last() {
-                Some(&family) if same_as_before => family,
-                _ => {
-                    let name = natural_family_name(sanitized(&one.name, true), one.kind);
-                    let previous = family_of.last().copied().filter(|&f: &usize| {
-                        let family: &Family<'_> = &families[f];
-                        family.kind == one.kind && family.name == name
-                    });
-                    let next = families.len();
-                    let family = previous
-                        .unwrap_or_else(|| *index.entry((name.clone(), one.kind)).or_insert(next));
-                    if family == next {
-                        families.push(Family {
-                            name,
-                            kind: one.kind,
-                            unit: None,
-                            help: None,
-                        });
-                    }
-                    family
-                }
-            };
-            let entry = &mut families[family];
-            if entry.unit.is_none() {
-                entry.unit = one.unit.as_ref();
-            }
-            if entry.help.is_none() {
-                entry.help = one.help.as_deref().filter(|h| !h.is_empty());
-            }
-            family_of.push(family);
-        }
-        drop(index);
+        let mut layout = Self::grouped(series);
+        layout.renamed = rename_clashing_families(&mut layout.families);
+        layout
+    }
 
-        // Keep the first of two clashing families under its name; rename the later one to a
-        // name that no family has, not even one further down.
-        let mut natural: HashMap<Cow<'a, str>, u8> = HashMap::with_capacity(families.len());
-        for family in &families {
-            *natural.entry(family.name.clone()).or_default() |= kind_bit(family.kind);
-        }
-        let mut taken: HashMap<Cow<'a, str>, u8> = HashMap::with_capacity(families.len());
-        let mut scratch = String::new();
-        let mut renamed = Vec::new();
-        for family in &mut families {
-            if clashes(&taken, &family.name, family.kind, &mut scratch) {
-                let base = format!("{}_{}", family.name, family.kind.as_str());
-                let mut candidate = base.clone();
-                let mut attempt = 2;
-                while clashes(&taken, &candidate, family.kind, &mut scratch)
-                    || clashes(&natural, &candidate, family.kind, &mut scratch)
-                {
-                    candidate = format!("{base}_{attempt}");
-                    attempt += 1;
-                }
-                let old = std::mem::replace(&mut family.name, Cow::Owned(candidate.clone()));
-                renamed.push((old, candidate));
-            }
-            *taken.entry(family.name.clone()).or_default() |= kind_bit(family.kind);
-        }
+    /// The series grouped into families under their natural names: no clash settled, no
+    /// family renamed.
+    fn grouped(series: &'a [Series]) -> Self {
+        let (families, family_of) = group_into_families(series);
 
         // Counting sort of the series by family, stable; not needed when they come family
         // by family already.
@@ -628,9 +578,86 @@ impl<'a> Layout<'a> {
             families,
             members,
             bounds,
-            renamed,
+            renamed: Vec::new(),
         }
     }
+}
+
+/// The families of `series` under their natural names (before any clash is settled), in
+/// order of first appearance, and the family of each series.
+fn group_into_families(series: &[Series]) -> (Vec<Family<'_>>, Vec<usize>) {
+    let mut families: Vec<Family<'_>> = Vec::new();
+    let mut index: HashMap<(Cow<'_, str>, SeriesKind), usize> = HashMap::new();
+    let mut family_of = Vec::with_capacity(series.len());
+    let mut previous_series: Option<&Series> = None;
+    for one in series {
+        // Series usually come family by family: one named like the series before it is in
+        // its family, with nothing to sanitize or look up; else the previous family is
+        // tried before hashing.
+        let same_as_before = previous_series
+            .is_some_and(|before| before.kind == one.kind && before.name == one.name);
+        previous_series = Some(one);
+        let family = match family_of.last() {
+            Some(&family) if same_as_before => family,
+            _ => {
+                let name = natural_family_name(sanitized(&one.name, true), one.kind);
+                let previous = family_of.last().copied().filter(|&f: &usize| {
+                    let family: &Family<'_> = &families[f];
+                    family.kind == one.kind && family.name == name
+                });
+                let next = families.len();
+                let family = previous
+                    .unwrap_or_else(|| *index.entry((name.clone(), one.kind)).or_insert(next));
+                if family == next {
+                    families.push(Family {
+                        name,
+                        kind: one.kind,
+                        unit: None,
+                        help: None,
+                    });
+                }
+                family
+            }
+        };
+        let entry = &mut families[family];
+        if entry.unit.is_none() {
+            entry.unit = one.unit.as_ref();
+        }
+        if entry.help.is_none() {
+            entry.help = one.help.as_deref().filter(|h| !h.is_empty());
+        }
+        family_of.push(family);
+    }
+    (families, family_of)
+}
+
+/// Keeps the first of two clashing families under its name and renames the later one to a
+/// name that no family has, not even one further down; returns the renamings.
+fn rename_clashing_families<'a>(families: &mut [Family<'a>]) -> Vec<(Cow<'a, str>, String)> {
+    let mut natural: HashMap<Cow<'a, str>, u8> = HashMap::with_capacity(families.len());
+    for family in families.iter() {
+        *natural.entry(family.name.clone()).or_default() |= kind_bit(family.kind);
+    }
+    let mut taken: HashMap<Cow<'a, str>, u8> = HashMap::with_capacity(families.len());
+    let mut scratch = String::new();
+    let mut renamed = Vec::new();
+    for family in families.iter_mut() {
+        if clashes(&taken, &family.name, family.kind, &mut scratch) {
+            let base = format!("{}_{}", family.name, family.kind.as_str());
+            let mut candidate = base.clone();
+            let mut attempt = 2;
+            while clashes(&taken, &candidate, family.kind, &mut scratch)
+                || clashes(&natural, &candidate, family.kind, &mut scratch)
+            {
+                candidate = format!("{base}_{attempt}");
+                attempt += 1;
+            }
+            let old = std::mem::replace(&mut family.name, Cow::Owned(candidate.clone()));
+            renamed.push((old, candidate));
+        }
+        *taken.entry(family.name.clone()).or_default() |= kind_bit(family.kind);
+    }
+    renamed
 }
 
 impl Layout<'_> {
@@ -873,15 +900,19 @@ fn write_text(out: &mut String, series: &[Series], format: Format, samples: Samp
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
-    let adjusted = &writer.adjusted;
-    if !layout.renamed.is_empty()
+    report(&layout.renamed, &writer.adjusted);
+}
+
+/// One `tracing` event for everything a rendering left out or changed.
+fn report(renamed: &[(Cow<'_, str>, String)], adjusted: &Adjustments) {
+    if !renamed.is_empty()
         || adjusted.invalid_counter_points > 0
         || adjusted.duplicate_series > 0
         || adjusted.clashing_labels > 0
     {
         tracing::warn!(
-            renamed_families = layout.renamed.len(),
-            first_renamed = ?layout.renamed.first(),
+            renamed_families = renamed.len(),
+            first_renamed = ?renamed.first(),
             invalid_counter_points = adjusted.invalid_counter_points,
             duplicate_series = adjusted.duplicate_series,
             clashing_labels = adjusted.clashing_labels,
@@ -956,11 +987,11 @@ impl<'a> TextWriter<'a> {
     ) {
         let counter = kind == SeriesKind::Counter;
         if samples == Samples::Latest {
-            let Some(value) = self.newest_value(series, counter) else {
+            let Some(point) = self.newest_point(series, counter) else {
                 return;
             };
             if self.write_line_start(out, family, counter, &series.labels) {
-                write_value(out, value);
+                write_value(out, point.value);
                 out.push('\n');
             }
             return;
@@ -1010,12 +1041,28 @@ impl<'a> TextWriter<'a> {
         if counter {
             out.push_str("_total");
         }
+        if self.write_unique_labels(out, labels) {
+            true
+        } else {
+            out.truncate(line);
+            false
+        }
+    }
+
+    /// The label block of `labels` appended to `out`; false, with nothing written, when the
+    /// family has a series of the same label set already.
+    #[inline]
+    fn write_unique_labels(
+        &mut self,
+        out: &mut String,
+        labels: &'a BTreeMap<String, String>,
+    ) -> bool {
         let block = out.len();
         self.write_labels(out, labels);
         if self.seen.insert(out, block, out.len()) {
             true
         } else {
-            out.truncate(line);
+            out.truncate(block);
             self.adjusted.duplicate_series += 1;
             false
         }
@@ -1049,21 +1096,19 @@ impl<'a> TextWriter<'a> {
         self.adjusted.same_millisecond_points += before - self.points.len();
     }
 
-    /// The value of the newest point that can be a sample (of points in one millisecond, the
-    /// last given): what [`Self::every_point`] would put last.
-    fn newest_value(&mut self, series: &Series, counter: bool) -> Option<f64> {
-        let valid = |point: &crate::model::Point| {
-            !counter || (point.value.is_finite() && point.value >= 0.0)
-        };
-        // One point, as an exporter keeps: its time does not matter.
+    /// The newest point that can be a sample (of points in one millisecond, the last given):
+    /// what [`Self::every_point`] would put last.
+    fn newest_point<'s>(&mut self, series: &'s Series, counter: bool) -> Option<&'s Point> {
+        let valid = |point: &Point| !counter || (point.value.is_finite() && point.value >= 0.0);
+        // One point, as an exporter keeps: its time need not be read.
         if let [point] = series.points.as_slice() {
             if valid(point) {
-                return Some(point.value);
+                return Some(point);
             }
             self.adjusted.invalid_counter_points += 1;
             return None;
         }
-        let mut newest: Option<(i64, f64)> = None;
+        let mut newest: Option<(i64, &Point)> = None;
         for point in &series.points {
             if !valid(point) {
                 self.adjusted.invalid_counter_points += 1;
@@ -1071,10 +1116,10 @@ impl<'a> TextWriter<'a> {
             }
             let millis = point.time.timestamp_millis();
             if newest.is_none_or(|(time, _)| millis >= time) {
-                newest = Some((millis, point.value));
+                newest = Some((millis, point));
             }
         }
-        newest.map(|(_, value)| value)
+        newest.map(|(_, point)| point)
     }
 
     /// `{a="1",b="2"}` appended to `out`, names sanitized and sorted, empty values left out
@@ -1655,6 +1700,24 @@ mod tests {
         assert_eq!(
             out,
             "999999999999999 -999999999999999 1000000000000000.0 0.5 1700000000 -3 "
+        );
+    }
+
+    #[test]
+    fn snapshots_compare_by_the_text_they_write() {
+        let one =
+            |seconds, value| Series::new("a", SeriesKind::Gauge).with_point(at(seconds), value);
+        let old = Snapshot::new(&[one(1, 1.0)]);
+        assert!(old.same_text(&Snapshot::new(&[one(2, 1.0)]), false));
+        assert!(!old.same_text(&Snapshot::new(&[one(2, 1.0)]), true));
+        assert!(!old.same_text(&Snapshot::new(&[one(1, 2.0)]), false));
+        assert!(!old.same_text(&Snapshot::new(&[one(1, 1.0).with_label("k", "v")]), false));
+        assert!(!old.same_text(&Snapshot::new(&[one(1, 1.0).with_help("A")]), false));
+        assert!(!old.same_text(&Snapshot::default(), false));
+        let nan = Snapshot::new(&[one(1, f64::NAN)]);
+        assert!(
+            nan.same_text(&nan.clone(), true),
+            "NaN writes as NaN every time"
         );
     }
 

@@ -805,3 +805,47 @@ fn reported_defects_render_valid_text() {
         "{om}"
     );
 }
+
+/// Snapshots of any split of the series write what the `_latest` writers write for all of
+/// them in one list (families merged across snapshots, clashes and duplicate label sets
+/// settled across them), and with timestamps, the full text of each series' newest point.
+#[test]
+fn snapshots_write_what_the_latest_writers_write() {
+    let strategy = (
+        prop::collection::vec(any_series(Span::Full), 0..16),
+        prop::collection::vec(0_usize..16, 0..4),
+    );
+    let result = runner(512).run(&strategy, |(series, mut cuts)| {
+        cuts.push(0);
+        cuts.push(series.len());
+        cuts.iter_mut().for_each(|c| *c = (*c).min(series.len()));
+        cuts.sort_unstable();
+        let snapshots: Vec<render::Snapshot> = cuts
+            .windows(2)
+            .map(|w| render::Snapshot::new(&series[w[0]..w[1]]))
+            .collect();
+
+        let (mut om, mut prom) = (String::new(), String::new());
+        render::write_openmetrics_latest(&mut om, &series);
+        render::write_prometheus_latest(&mut prom, &series);
+        let (mut om_snap, mut prom_snap) = (String::new(), String::new());
+        render::write_openmetrics_snapshots(&mut om_snap, &snapshots, false);
+        render::write_prometheus_snapshots(&mut prom_snap, &snapshots, false);
+        prop_assert_eq!(&om_snap, &om);
+        prop_assert_eq!(&prom_snap, &prom);
+
+        let newest: Vec<Series> = series.iter().map(newest_only).collect();
+        let (mut om_snap, mut prom_snap) = (String::new(), String::new());
+        render::write_openmetrics_snapshots(&mut om_snap, &snapshots, true);
+        render::write_prometheus_snapshots(&mut prom_snap, &snapshots, true);
+        prop_assert_eq!(&om_snap, &render::openmetrics(&newest));
+        prop_assert_eq!(&prom_snap, &render::prometheus(&newest));
+
+        let samples: usize = snapshots.iter().map(render::Snapshot::len).sum();
+        prop_assert_eq!(samples >= 1, prom.lines().any(|l| !l.starts_with('#')));
+        Ok(())
+    });
+    if let Err(failure) = result {
+        panic!("{failure}");
+    }
+}
