@@ -1,9 +1,11 @@
 //! What `metrics-hub serve` writes for `/metrics`: one sample per series, in the Prometheus
 //! text format 0.0.4 or OpenMetrics 1.0, with or without sample timestamps.
 //!
-//! The exporter renders its cache with [`render()`] when a source's data changes, not per
-//! scrape; it is public so that a program of its own (or a benchmark) can produce the
-//! same bytes from the same series.
+//! The exporter keeps each source's samples as a [`Snapshot`], made once when the
+//! source's collection lands, and writes all the snapshots with [`render_snapshots`] when
+//! one of them changes, not per scrape. [`render()`] writes the same bytes straight from
+//! series. Both are public so that a program of its own (or a benchmark) can produce the
+//! exporter's bytes.
 //!
 //! The core's renderers do the formats (families, name collisions, duplicates, escaping; see
 //! [`metrics_hub::core::render`]); they write every point with its time, which is what
@@ -39,8 +41,11 @@
 //! );
 //! ```
 
+use std::borrow::Borrow;
+
 use metrics_hub::Series;
 use metrics_hub::core::render;
+pub use metrics_hub::core::render::Snapshot;
 
 /// The two text formats `/metrics` serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +121,45 @@ pub fn render(series: &[Series], format: Format, timestamps: bool) -> String {
     }
     if out.ends_with(EOF) {
         out.truncate(out.len() - EOF.len());
+    }
+    out
+}
+
+/// Writes the snapshots' samples in `format`, without the closing `# EOF` of OpenMetrics:
+/// exactly what [`render()`] writes for all the snapshots' series in one list (see
+/// [`Snapshot`]).
+///
+/// ```
+/// use metrics_hub::chrono::Utc;
+/// use metrics_hub::{Series, SeriesKind};
+/// use metrics_hub_cli::exposition::{self, Format, Snapshot};
+///
+/// let up = |source: &str| {
+///     Series::new("coopr_queue_tasks", SeriesKind::Gauge)
+///         .with_label("source", source)
+///         .with_point(Utc::now(), 3.0)
+/// };
+/// let (edge, core) = (Snapshot::new(&[up("edge")]), Snapshot::new(&[up("core")]));
+/// assert_eq!(
+///     exposition::render_snapshots(&[&edge, &core], Format::Prometheus, false),
+///     exposition::render(&[up("edge"), up("core")], Format::Prometheus, false),
+/// );
+/// ```
+#[must_use]
+pub fn render_snapshots<S: Borrow<Snapshot>>(
+    snapshots: &[S],
+    format: Format,
+    timestamps: bool,
+) -> String {
+    let mut out = String::new();
+    match format {
+        Format::Prometheus => render::write_prometheus_snapshots(&mut out, snapshots, timestamps),
+        Format::OpenMetrics => {
+            render::write_openmetrics_snapshots(&mut out, snapshots, timestamps);
+            if out.ends_with(EOF) {
+                out.truncate(out.len() - EOF.len());
+            }
+        }
     }
     out
 }

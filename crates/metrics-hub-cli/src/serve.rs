@@ -1,10 +1,11 @@
 //! `metrics-hub serve`: the Prometheus exporter.
 //!
 //! Each source is collected in its own task on its own interval and timeout; what it
-//! returned is kept as one sample per series (its latest complete point). A single render
-//! task turns the kept samples into both text formats when a source's samples change, and
-//! the self-metrics after every collection; `/metrics` hands out those bytes and never
-//! waits on a backend, so concurrent scrapers cost a reference count each.
+//! returned is kept as one sample per series (its latest complete point), prepared for
+//! writing once as a [`Snapshot`]. A single render task writes all the snapshots in both
+//! text formats when one of them changes, and the self-metrics after every collection;
+//! `/metrics` hands out those bytes and never waits on a backend, so concurrent scrapers
+//! cost a reference count each.
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -30,7 +31,7 @@ use tokio::task::JoinSet;
 
 use crate::config::ScrapeAuth;
 use crate::errors;
-use crate::exposition::{self, Format};
+use crate::exposition::{self, Format, Snapshot};
 use crate::sources::Source;
 
 /// The exporter's settings, from flags and `[server]`.
@@ -109,8 +110,8 @@ struct SourceState {
     last_error: Option<(DateTime<Utc>, String)>,
     duration: Option<Duration>,
     errors: BTreeMap<&'static str, u64>,
-    /// One series per sample, each with the one point to show.
-    samples: Arc<Vec<Series>>,
+    /// One sample per series, each the one point to show.
+    samples: Arc<Snapshot>,
 }
 
 /// The bodies `/metrics` serves: the sources' samples and the self-metrics, in each format.
@@ -146,7 +147,7 @@ impl Shared {
                 last_error: None,
                 duration: None,
                 errors: BTreeMap::new(),
-                samples: Arc::new(Vec::new()),
+                samples: Arc::new(Snapshot::default()),
             })
             .collect();
         let shared = Self {
@@ -171,7 +172,7 @@ impl Shared {
     fn record(
         &self,
         index: usize,
-        outcome: Result<Vec<Series>, (&'static str, String)>,
+        outcome: Result<Snapshot, (&'static str, String)>,
         at: DateTime<Utc>,
         took: Duration,
     ) {
@@ -185,7 +186,7 @@ impl Shared {
             Ok(samples) => {
                 source.up = true;
                 source.last_success = Some(at);
-                if !same_samples(&source.samples, &samples, self.timestamps) {
+                if !source.samples.same_text(&samples, self.timestamps) {
                     source.samples = Arc::new(samples);
                     changed = true;
                 }
@@ -204,7 +205,7 @@ impl Shared {
                 *source.errors.entry(kind).or_default() += 1;
                 // A failed source's series go: what it said last is no longer known to hold.
                 if !source.samples.is_empty() {
-                    source.samples = Arc::new(Vec::new());
+                    source.samples = Arc::new(Snapshot::default());
                     changed = true;
                 }
                 if was_up || source.last_error.is_none() {
@@ -221,23 +222,6 @@ impl Shared {
     }
 }
 
-/// Whether two sample lists render the same (times only count when they are shown).
-fn same_samples(old: &[Series], new: &[Series], timestamps: bool) -> bool {
-    old.len() == new.len()
-        && old.iter().zip(new).all(|(a, b)| {
-            let (Some(p), Some(q)) = (a.points.first(), b.points.first()) else {
-                return false;
-            };
-            a.name == b.name
-                && a.labels == b.labels
-                && a.kind == b.kind
-                && a.unit == b.unit
-                && a.help == b.help
-                && p.value.to_bits() == q.value.to_bits()
-                && (!timestamps || p.time == q.time)
-        })
-}
-
 /// Collects from one source forever, on its interval; a collection never overlaps the
 /// previous one.
 async fn collect_loop(shared: Arc<Shared>, index: usize, source: Source) {
@@ -251,7 +235,20 @@ async fn collect_loop(shared: Arc<Shared>, index: usize, source: Source) {
         // Its own task, so that a panicking client is a failed collection, not a dead loop.
         let result = tokio::spawn(async move { task_source.collect(&Query::new()).await }).await;
         let outcome = match result {
-            Ok(Ok(series)) => Ok(expose(&source, series, started_at)),
+            Ok(Ok(series)) => {
+                let exposed = source.clone();
+                // Preparing 100 000 series takes milliseconds: off the async workers.
+                tokio::task::spawn_blocking(move || {
+                    Snapshot::new(&expose(&exposed, series, started_at))
+                })
+                .await
+                .map_err(|_| {
+                    (
+                        errors::PANICKED,
+                        "preparing the samples panicked".to_owned(),
+                    )
+                })
+            }
             Ok(Err(error)) => Err((error.kind(), error.to_string())),
             Err(_) => Err((errors::PANICKED, "the collection panicked".to_owned())),
         };
@@ -332,7 +329,7 @@ async fn render_loop(shared: Arc<Shared>) {
         let (samples, meta, data_changed) = {
             let mut state = lock(&shared.state);
             let changed = std::mem::take(&mut state.data_changed);
-            let samples: Vec<Arc<Vec<Series>>> = if changed {
+            let samples: Vec<Arc<Snapshot>> = if changed {
                 state
                     .sources
                     .iter()
@@ -348,9 +345,9 @@ async fn render_loop(shared: Arc<Shared>) {
         // Large bodies are rendered off the async workers.
         let rendered = tokio::task::spawn_blocking(move || {
             let data = if data_changed {
-                let all: Vec<Series> = samples.iter().flat_map(|s| s.iter().cloned()).collect();
-                [Format::Prometheus, Format::OpenMetrics]
-                    .map(|format| Bytes::from(exposition::render(&all, format, timestamps)))
+                [Format::Prometheus, Format::OpenMetrics].map(|format| {
+                    Bytes::from(exposition::render_snapshots(&samples, format, timestamps))
+                })
             } else {
                 previous.data.clone()
             };
@@ -652,21 +649,6 @@ mod tests {
             exposed[0].help.as_deref(),
             Some("coopr_queue_tasks from coopr (the backend gives no description)")
         );
-    }
-
-    #[test]
-    fn unchanged_values_are_not_a_change_unless_times_are_shown() {
-        let one = |time, value| Series::new("a", SeriesKind::Gauge).with_point(time, value);
-        let old = [one(at(1, 0), 1.0)];
-        assert!(same_samples(&old, &[one(at(2, 0), 1.0)], false));
-        assert!(!same_samples(&old, &[one(at(2, 0), 1.0)], true));
-        assert!(!same_samples(&old, &[one(at(1, 0), 2.0)], false));
-        assert!(!same_samples(
-            &old,
-            &[one(at(1, 0), 1.0).with_label("k", "v")],
-            false
-        ));
-        assert!(!same_samples(&old, &[], false));
     }
 
     #[test]
