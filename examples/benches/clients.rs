@@ -1512,6 +1512,7 @@ fn main() -> Res<()> {
     if !replay_only && selected_key(exporter::RENDER_KEY) {
         let op_started = Instant::now();
         exporter_rows.render = exporter::measure_render()?;
+        exporter_rows.prepare.push(exporter::measure_prepare());
         for row in &exporter_rows.render {
             eprintln!(
                 "exporter render, {}: {:.2}x prometheus-client",
@@ -1562,6 +1563,14 @@ fn main() -> Res<()> {
             );
             print!("{}", report::format_render_table(&exporter_rows.render));
             println!("\n{}.", exporter::RENDER_NOTE);
+        }
+        if !exporter_rows.prepare.is_empty() {
+            println!(
+                "\nPreparing {} series, once per collection, against filling prometheus-client's families:\n",
+                exporter::SERIES
+            );
+            print!("{}", report::format_prepare_table(&exporter_rows.prepare));
+            println!("\n{}.", exporter::PREPARE_NOTE);
         }
         if !exporter_rows.scrape.is_empty() {
             println!("\nThe exporter under concurrent scrapers:\n");

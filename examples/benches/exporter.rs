@@ -1,7 +1,8 @@
 //! The exporter's `/metrics` with 100 000 cached series, two ways:
 //!
-//! - **Render**: [`metrics_hub_cli::exposition::render`], the function the exporter's render
-//!   loop calls, against the text encoders of the `prometheus-client` crate
+//! - **Render**: [`metrics_hub_cli::exposition::render_snapshots`], the function the
+//!   exporter's render loop calls, over the [`Snapshot`] the exporter keeps of the series,
+//!   against the text encoders of the `prometheus-client` crate
 //!   (`encoding::text::encode` for OpenMetrics, `encoding::prometheus_text::encode` for the
 //!   Prometheus format 0.0.4) over a `Registry` of `Family`s holding the same samples. Both
 //!   sides get the same 100 000 samples in five families shaped like the exporter's
@@ -9,6 +10,8 @@
 //!   AppOptics counter), every one with help and a `source` label; only the encoding into a
 //!   fresh `String` is timed. Before timing, the two bodies of each format are checked to
 //!   hold the same lines, so the comparison is of equal work.
+//! - **Prepare**: what each side does once per collection before it can render: our
+//!   [`Snapshot::new`] against filling prometheus-client's families with the same series.
 //! - **Scrape**: the `metrics-hub serve` exporter itself, in a child process (this binary
 //!   again, running `metrics_hub_cli::run`), collecting from the Outline emulator of
 //!   100 000 keys, scraped by 10 concurrent scrapers.
@@ -19,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use metrics_hub::chrono::{TimeZone as _, Utc};
 use metrics_hub::{Series, SeriesKind, Unit};
-use metrics_hub_cli::exposition::{self, Format};
+use metrics_hub_cli::exposition::{self, Format, Snapshot};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{self, Registry};
 
-use crate::report::{self, RenderRow, ScrapeRow};
+use crate::report::{self, PrepareRow, RenderRow, ScrapeRow};
 use crate::{BIG_KEYS, Res};
 
 /// What this module measures, as operation keys for selection (`Exporter` selects both).
@@ -36,6 +39,8 @@ pub(crate) const SCRAPE_KEY: &str = "ExporterScrape";
 pub(crate) const SERIES: usize = 100_000;
 /// Rounds of the render comparison, each rendering one body per side and format.
 const RENDER_ROUNDS: usize = 9;
+/// Rounds of the prepare comparison, each preparing once per side.
+const PREPARE_ROUNDS: usize = 5;
 /// Concurrent scrapers, scrapes each per round, and rounds.
 const SCRAPERS: usize = 10;
 const SCRAPES_EACH: usize = 10;
@@ -46,7 +51,9 @@ pub(crate) const EXPORTER_ENV: &str = "METRICS_HUB_BENCH_EXPORTER";
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
 
 /// What the render table measures.
-pub(crate) const RENDER_NOTE: &str = "one body of the same 100 000 samples (5 families, help, 2-4 labels each; the two bodies hold the same lines) into a fresh String: metrics-hub's metrics_hub_cli::exposition::render (no timestamps, as served), prometheus-client's encoding::text::encode (OpenMetrics) and encoding::prometheus_text::encode over a Registry populated beforehand, each side's data made apart; 9 rounds, each side rendering two bodies in a row; times: the second body's (warm), median; ratio: prometheus-client's time over ours, round by round (>= 1x: ours is as fast or faster); cold ratio: the same for the first bodies, right after the other side's";
+pub(crate) const RENDER_NOTE: &str = "one body of the same 100 000 samples (5 families, help, 2-4 labels each; the two bodies hold the same lines) into a fresh String: metrics-hub's metrics_hub_cli::exposition::render_snapshots over the Snapshot the exporter keeps of them (no timestamps, as served; its body checked equal to exposition::render's from the series), prometheus-client's encoding::text::encode (OpenMetrics) and encoding::prometheus_text::encode over a Registry populated beforehand, each side's data made apart; 9 rounds, each side rendering two bodies in a row; times: the second body's (warm), median; ratio: prometheus-client's time over ours, round by round (>= 1x: ours is as fast or faster); cold ratio: the same for the first bodies, right after the other side's";
+/// What the prepare table measures.
+pub(crate) const PREPARE_NOTE: &str = "the work each side does once per collection, before any body: metrics-hub's Snapshot::new over the collected series (grouping, sanitizing, escaping the label sets, finding duplicates; made afresh each time), prometheus-client's Family::get_or_create and set (a counter: inc_by up to the total) for each of the same series, into families that hold every label set already, as after a first collection (the label values cloned out of the series to look them up, as its label types own them); 5 rounds alternating, times: median; ratio: prometheus-client's time over ours, round by round. The exporter then renders two bodies (both formats) per change, from the snapshots; a scrape renders nothing";
 /// What the scrape table measures.
 pub(crate) const SCRAPE_NOTE: &str = "`metrics-hub serve` in a child process holding the Outline emulator's 100 000 keys (collected once an hour, so no collection runs during the scrapes), 10 scrapers at once in this process (reqwest on 2 threads, Prometheus' Accept header: OpenMetrics), each scraping 10 times in a row, 3 rounds after a warm-up; latency of a whole body; scrapes/s over the rounds' wall time; exporter cpu from /proc/PID/stat (10 ms ticks) over all rounds";
 
@@ -107,13 +114,15 @@ const EVALUATIONS_HELP: &str =
 const REQUESTS: &str = "appoptics_api_requests";
 const REQUESTS_HELP: &str = "Requests served, as the service reports them";
 
-/// The same 100 000 samples as series (what the exporter caches) and as a populated
-/// prometheus-client registry, each side's made apart from the other's so that neither
-/// finds its data interleaved with the other's in memory.
-pub(crate) fn workload() -> (Vec<Series>, Registry) {
+/// The same 100 000 samples as the series a collection returns, as the snapshot the
+/// exporter keeps of them, and as a populated prometheus-client registry, each side's made
+/// apart from the other's so that neither finds its data interleaved with the other's in
+/// memory.
+pub(crate) fn workload() -> (Vec<Series>, Snapshot, Registry) {
     let series = series();
+    let snapshot = Snapshot::new(&series);
     let registry = registry(&series);
-    (series, registry)
+    (series, snapshot, registry)
 }
 
 /// The exporter's side. prometheus-client ends every help text with a period; these help
@@ -211,76 +220,101 @@ fn series() -> Vec<Series> {
 
 /// prometheus-client's side: a registry of one family per metric, holding the values of
 /// `series`.
-#[allow(
-    clippy::cast_possible_truncation,
-    clippy::cast_sign_loss,
-    reason = "whole numbers below 2^53"
-)]
 fn registry(series: &[Series]) -> Registry {
-    let transfer = Family::<KeyLabels, Gauge>::default();
-    let tunnel = Family::<KeyLabels, FloatGauge>::default();
-    let devices = Family::<KeyLabels, Gauge>::default();
-    let evaluations = Family::<EvaluationLabels, Gauge>::default();
-    let requests = Family::<RequestLabels, Counter>::default();
-    for one in series {
-        let label = |name: &str| one.labels.get(name).cloned().unwrap_or_default();
-        let value = one.points[0].value;
-        let key = || KeyLabels {
-            access_key_id: label("access_key_id"),
-            source: label("source"),
-        };
-        match one.name.as_str() {
-            TRANSFER => {
-                transfer.get_or_create(&key()).set(value as i64);
-            }
-            TUNNEL => {
-                tunnel.get_or_create(&key()).set(value);
-            }
-            DEVICES => {
-                devices.get_or_create(&key()).set(value as i64);
-            }
-            EVALUATIONS => {
-                let labels = EvaluationLabels {
-                    app_name: label("app_name"),
-                    feature: label("feature"),
-                    result: label("result"),
-                    source: label("source"),
-                };
-                evaluations.get_or_create(&labels).set(value as i64);
-            }
-            _ => {
-                let labels = RequestLabels {
-                    host: label("host"),
-                    service: label("service"),
-                    source: label("source"),
-                };
-                requests.get_or_create(&labels).inc_by(value as u64);
+    let families = Families::default();
+    families.set(series);
+    families.register()
+}
+
+/// prometheus-client's families of the samples (each a handle on the same shared map, as
+/// an exporter built on it keeps them to update).
+#[derive(Clone, Default)]
+struct Families {
+    transfer: Family<KeyLabels, Gauge>,
+    tunnel: Family<KeyLabels, FloatGauge>,
+    devices: Family<KeyLabels, Gauge>,
+    evaluations: Family<EvaluationLabels, Gauge>,
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl Families {
+    /// Each series' value into its family's metric of its labels, made when new: what an
+    /// exporter built on prometheus-client does with every collection.
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "whole numbers below 2^53"
+    )]
+    fn set(&self, series: &[Series]) {
+        for one in series {
+            let label = |name: &str| one.labels.get(name).cloned().unwrap_or_default();
+            let value = one.points[0].value;
+            let key = || KeyLabels {
+                access_key_id: label("access_key_id"),
+                source: label("source"),
+            };
+            match one.name.as_str() {
+                TRANSFER => {
+                    self.transfer.get_or_create(&key()).set(value as i64);
+                }
+                TUNNEL => {
+                    self.tunnel.get_or_create(&key()).set(value);
+                }
+                DEVICES => {
+                    self.devices.get_or_create(&key()).set(value as i64);
+                }
+                EVALUATIONS => {
+                    let labels = EvaluationLabels {
+                        app_name: label("app_name"),
+                        feature: label("feature"),
+                        result: label("result"),
+                        source: label("source"),
+                    };
+                    self.evaluations.get_or_create(&labels).set(value as i64);
+                }
+                _ => {
+                    let labels = RequestLabels {
+                        host: label("host"),
+                        service: label("service"),
+                        source: label("source"),
+                    };
+                    // A counter only goes up: it is brought to the collected total.
+                    let counter = self.requests.get_or_create(&labels);
+                    let total = value as u64;
+                    let now = counter.get();
+                    if total > now {
+                        counter.inc_by(total - now);
+                    }
+                }
             }
         }
     }
-    let mut registry = Registry::default();
-    registry.register(TRANSFER, TRANSFER_HELP, transfer);
-    registry.register_with_unit(
-        TUNNEL.trim_end_matches("_seconds"),
-        TUNNEL_HELP,
-        registry::Unit::Seconds,
-        tunnel,
-    );
-    registry.register(DEVICES, DEVICES_HELP, devices);
-    registry.register_with_unit(
-        EVALUATIONS.trim_end_matches("_evaluations"),
-        EVALUATIONS_HELP,
-        registry::Unit::Other("evaluations".to_owned()),
-        evaluations,
-    );
-    registry.register(REQUESTS, REQUESTS_HELP, requests);
-    registry
+
+    fn register(self) -> Registry {
+        let mut registry = Registry::default();
+        registry.register(TRANSFER, TRANSFER_HELP, self.transfer);
+        registry.register_with_unit(
+            TUNNEL.trim_end_matches("_seconds"),
+            TUNNEL_HELP,
+            registry::Unit::Seconds,
+            self.tunnel,
+        );
+        registry.register(DEVICES, DEVICES_HELP, self.devices);
+        registry.register_with_unit(
+            EVALUATIONS.trim_end_matches("_evaluations"),
+            EVALUATIONS_HELP,
+            registry::Unit::Other("evaluations".to_owned()),
+            self.evaluations,
+        );
+        registry.register(REQUESTS, REQUESTS_HELP, self.requests);
+        registry
+    }
 }
 
-/// One body from our side: the exporter's render (without `# EOF`, which the exporter
-/// appends per scrape as a static chunk).
-pub(crate) fn ours(series: &[Series], format: Format) -> String {
-    exposition::render(series, format, false)
+/// One body from our side: the exporter's render of its snapshots (without `# EOF`, which
+/// the exporter appends per scrape as a static chunk).
+pub(crate) fn ours(snapshot: &Snapshot, format: Format) -> String {
+    exposition::render_snapshots(&[snapshot], format, false)
 }
 
 /// One body from prometheus-client.
@@ -312,10 +346,13 @@ fn format_name(format: Format) -> &'static str {
 
 /// Renders 100 000 series both ways, alternating, for each format.
 pub(crate) fn measure_render() -> Res<Vec<RenderRow>> {
-    let (series, registry) = workload();
+    let (series, snapshot, registry) = workload();
     let mut rows = Vec::new();
     for format in [Format::OpenMetrics, Format::Prometheus] {
-        let (our_body, their_body) = (ours(&series, format), theirs(&registry, format)?);
+        let (our_body, their_body) = (ours(&snapshot, format), theirs(&registry, format)?);
+        if our_body != exposition::render(&series, format, false) {
+            return Err("the snapshot's body is not the series' body".into());
+        }
         if sorted_lines(&our_body) != sorted_lines(&their_body) {
             return Err(format!(
                 "the two {} bodies differ: not the same samples",
@@ -325,13 +362,13 @@ pub(crate) fn measure_render() -> Res<Vec<RenderRow>> {
         }
         // Each side renders twice in a row: the first body finds the other side's data in
         // the caches (cold), the second its own (warm: as the exporter, which renders its
-        // second format right after the first, from series it has just gathered).
+        // second format right after the first, from the snapshots it has just made).
         let (mut ours_cold, mut ours_warm) = (Vec::new(), Vec::new());
         let (mut theirs_cold, mut theirs_warm) = (Vec::new(), Vec::new());
         for _ in 0..RENDER_ROUNDS {
             for times in [&mut ours_cold, &mut ours_warm] {
                 let started = Instant::now();
-                let body = ours(&series, format);
+                let body = ours(&snapshot, format);
                 times.push(started.elapsed().as_secs_f64());
                 drop(std::hint::black_box(body));
             }
@@ -357,12 +394,38 @@ pub(crate) fn measure_render() -> Res<Vec<RenderRow>> {
     Ok(rows)
 }
 
+/// Prepares the same 100 000 samples both ways, alternating: what each side does once per
+/// collection before it can render. prometheus-client's families hold every label set
+/// already, as they would after the first collection: each round only looks them up and
+/// sets the values.
+pub(crate) fn measure_prepare() -> PrepareRow {
+    let series = series();
+    let families = Families::default();
+    families.set(&series);
+    let (mut ours_times, mut theirs_times) = (Vec::new(), Vec::new());
+    for _ in 0..PREPARE_ROUNDS {
+        let started = Instant::now();
+        let snapshot = Snapshot::new(&series);
+        ours_times.push(started.elapsed().as_secs_f64());
+        drop(std::hint::black_box(snapshot));
+        let started = Instant::now();
+        families.set(&series);
+        theirs_times.push(started.elapsed().as_secs_f64());
+    }
+    PrepareRow {
+        series: series.len(),
+        ours_s: report::median(&ours_times).unwrap_or(f64::NAN),
+        theirs_s: report::median(&theirs_times).unwrap_or(f64::NAN),
+        paired_ratio: report::paired_median(&theirs_times, &ours_times),
+    }
+}
+
 /// `n` renders of one side and format, for a profiler (`valgrind --tool=callgrind
 /// --toggle-collect='*profiled_renders*'`): the samples are made before.
 pub(crate) fn profile_renders(theirs_side: bool, format: Format, n: usize) -> Res<()> {
-    let (series, registry) = workload();
+    let (series, snapshot, registry) = workload();
     let started = Instant::now();
-    profiled_renders(&series, &registry, theirs_side, format, n)?;
+    profiled_renders(&snapshot, &registry, theirs_side, format, n)?;
     eprintln!(
         "{n} renders of {} series in {:.3} s",
         series.len(),
@@ -373,7 +436,7 @@ pub(crate) fn profile_renders(theirs_side: bool, format: Format, n: usize) -> Re
 
 #[inline(never)]
 fn profiled_renders(
-    series: &[Series],
+    snapshot: &Snapshot,
     registry: &Registry,
     theirs_side: bool,
     format: Format,
@@ -383,7 +446,7 @@ fn profiled_renders(
         if theirs_side {
             std::hint::black_box(theirs(registry, format)?);
         } else {
-            std::hint::black_box(ours(series, format));
+            std::hint::black_box(ours(snapshot, format));
         }
     }
     Ok(())
@@ -402,6 +465,18 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
         .map(|f| f.parse::<f64>().ok())
         .sum::<Option<f64>>()?;
     Some(ticks / 100.0)
+}
+
+/// A process's memory from `/proc/PID/status`, in bytes: `VmHWM` the most it has held,
+/// `VmRSS` what it holds now.
+fn memory(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| {
+        l.strip_prefix(field)
+            .is_some_and(|rest| rest.starts_with(':'))
+    })?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// `metrics-hub serve` in a child process, stopped when dropped.
@@ -563,7 +638,11 @@ pub(crate) fn measure_scrapes(api_url: &str, cert_sha256: &str) -> Res<ScrapeRow
             max_s: latencies.iter().copied().fold(f64::NAN, f64::max),
             per_s: rate(scrapes, wall),
             cpu_per_scrape_s: per_scrape,
-            note: format!("first full body {ready:.1} s after start"),
+            note: format!(
+                "first full body {ready:.1} s after start; exporter memory: peak {}, after the scrapes {}",
+                report::human_bytes(memory(pid, "VmHWM")),
+                report::human_bytes(memory(pid, "VmRSS"))
+            ),
         })
     })?;
     drop(exporter);

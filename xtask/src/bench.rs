@@ -235,6 +235,29 @@ impl RenderRow {
     }
 }
 
+/// Turning one collection's series into what the bodies are rendered from: the exporter's
+/// snapshot against filling a prometheus-client registry with the same samples.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PrepareRow {
+    /// Series prepared.
+    pub(crate) series: usize,
+    /// Seconds per collection, ours (median of the rounds).
+    pub(crate) ours_s: f64,
+    /// Seconds per collection, prometheus-client's (median of the rounds).
+    pub(crate) theirs_s: f64,
+    /// Their time over ours, the median of adjacent rounds; `None` to take it from the two
+    /// medians.
+    pub(crate) paired_ratio: Option<f64>,
+}
+
+impl PrepareRow {
+    /// How many times faster ours is (their time over ours).
+    pub(crate) fn ratio(&self) -> Option<f64> {
+        self.paired_ratio
+            .or_else(|| ratio(self.theirs_s, self.ours_s))
+    }
+}
+
 /// Bytes per second of a body of `bytes` written in `secs`.
 #[allow(clippy::cast_precision_loss, reason = "a rate")]
 fn bytes_per_s(bytes: usize, secs: f64) -> f64 {
@@ -269,6 +292,8 @@ pub(crate) struct ScrapeRow {
 pub(crate) struct Exporter {
     /// One row per format.
     pub(crate) render: Vec<RenderRow>,
+    /// What each side does once per collection before rendering.
+    pub(crate) prepare: Vec<PrepareRow>,
     /// Concurrent scrapes of the running exporter.
     pub(crate) scrape: Vec<ScrapeRow>,
 }
@@ -454,6 +479,29 @@ pub(crate) fn format_render_table(rows: &[RenderRow]) -> String {
     align(&header, &cells, &[0, 9])
 }
 
+/// The prepare table: time per collection of ours and of prometheus-client, and how many
+/// times faster ours is.
+pub(crate) fn format_prepare_table(rows: &[PrepareRow]) -> String {
+    let header = [
+        "series",
+        "metrics-hub (Snapshot::new)",
+        "prometheus-client (get_or_create + set)",
+        "ratio",
+    ];
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            vec![
+                row.series.to_string(),
+                human_duration(row.ours_s),
+                human_duration(row.theirs_s),
+                human_ratio(row.ratio()),
+            ]
+        })
+        .collect();
+    align(&header, &cells, &[])
+}
+
 /// The scrape table: latency of whole scrapes by concurrent scrapers, their rate, and the
 /// exporter's CPU per scrape.
 pub(crate) fn format_scrape_table(rows: &[ScrapeRow]) -> String {
@@ -523,7 +571,7 @@ fn align(header: &[&str], cells: &[Vec<String>], left: &[usize]) -> String {
 }
 
 /// The machine-readable report: `{"memory": …, "replay": [{…}], "rows": [{…}],
-/// "exporter": {"render": [{…}], "scrape": [{…}]}}`, the emulator table in `rows`; CPU times
+/// "exporter": {"render": [{…}], "prepare": [{…}], "scrape": [{…}]}}`, the emulator table in `rows`; CPU times
 /// in seconds per unit, times in seconds, sizes in bytes, rates per second.
 pub(crate) fn format_json(
     replay: &[Row],
@@ -572,6 +620,18 @@ pub(crate) fn format_json(
             })
         })
         .collect();
+    let prepare: Vec<serde_json::Value> = exporter
+        .prepare
+        .iter()
+        .map(|row| {
+            serde_json::json!({
+                "series": row.series,
+                "ours_s": finite(row.ours_s),
+                "prometheus_client_s": finite(row.theirs_s),
+                "ratio": row.ratio(),
+            })
+        })
+        .collect();
     let scrape: Vec<serde_json::Value> = exporter
         .scrape
         .iter()
@@ -594,7 +654,7 @@ pub(crate) fn format_json(
         "memory": memory,
         "replay": json_rows(replay),
         "rows": json_rows(rows),
-        "exporter": {"render": render, "scrape": scrape},
+        "exporter": {"render": render, "prepare": prepare, "scrape": scrape},
     })
     .to_string()
 }
@@ -810,6 +870,23 @@ mod tests {
     }
 
     #[test]
+    fn prepare_table_shows_both_sides_and_the_ratio() {
+        let row = PrepareRow {
+            series: 100_000,
+            ours_s: 0.0251,
+            theirs_s: 0.0502,
+            paired_ratio: Some(1.9),
+        };
+        let table = format_prepare_table(&[row]);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 3, "{table}");
+        assert!(lines[0].contains("Snapshot::new"), "{table}");
+        for text in ["100000", "25.10 ms", "50.20 ms", "1.90x"] {
+            assert!(lines[2].contains(text), "{text}: {table}");
+        }
+    }
+
+    #[test]
     fn byte_rates_for_people() {
         assert_eq!(human_byte_rate(812.0 * 1024.0 * 1024.0), "812 MiB/s");
         assert_eq!(human_byte_rate(45.26 * 1024.0 * 1024.0), "45.3 MiB/s");
@@ -854,6 +931,12 @@ mod tests {
     fn json_report_has_the_exporter() {
         let exporter = Exporter {
             render: vec![render_row("OpenMetrics 1.0", 0.020, 0.030)],
+            prepare: vec![PrepareRow {
+                series: 100_000,
+                ours_s: 0.025,
+                theirs_s: 0.050,
+                paired_ratio: None,
+            }],
             scrape: vec![ScrapeRow {
                 cpu_per_scrape_s: None,
                 ..scrape_row()
@@ -869,6 +952,10 @@ mod tests {
         assert_eq!(render["ours_bytes_per_s"], 8.0 * 1024.0 * 1024.0 / 0.020);
         assert_eq!(render["ratio"], 1.5);
         assert_eq!(render["cold_ratio"], 0.8);
+        let prepare = &value["exporter"]["prepare"][0];
+        assert_eq!(prepare["ours_s"], 0.025);
+        assert_eq!(prepare["prometheus_client_s"], 0.050);
+        assert_eq!(prepare["ratio"], 2.0);
         let scrape = &value["exporter"]["scrape"][0];
         assert_eq!(scrape["scrapers"], 10);
         assert_eq!(scrape["p99_s"], 0.1104);
