@@ -90,6 +90,25 @@ impl Snapshot {
     ///
     /// What had to be left out or changed (duplicate label sets, counter values that cannot
     /// be totals, label names that sanitize alike) is one `tracing` warning.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use metrics_core::{Series, SeriesKind, render::Snapshot};
+    ///
+    /// let at = |s| Utc.timestamp_opt(s, 0).unwrap();
+    /// let total = Series::new("jobs", SeriesKind::Counter)
+    ///     .with_point(at(60), 5.0)
+    ///     .with_point(at(120), -1.0);
+    /// let hours = Series::new("uptime_hours", SeriesKind::Gauge)
+    ///     .with_point(at(60), 1.0)
+    ///     .with_point(at(120), 2.0);
+    /// // A counter's newest point that can be a total, every series' newest point.
+    /// let snapshot = Snapshot::new(&[total, hours]);
+    /// assert_eq!(snapshot.len(), 2);
+    /// let mut out = String::new();
+    /// metrics_core::render::write_prometheus_snapshots(&mut out, &[snapshot], false);
+    /// assert!(out.contains("jobs_total 5\n") && out.contains("uptime_hours 2\n"));
+    /// ```
     #[must_use]
     pub fn new(series: &[Series]) -> Self {
         let layout = Layout::grouped(series);
@@ -204,6 +223,26 @@ impl Snapshot {
 /// The snapshots in the OpenMetrics 1.0 text format, ending with `# EOF`, appended to
 /// `out`: each sample without its time, or with it (`timestamps`), in seconds. See
 /// [`Snapshot`].
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use metrics_core::{Series, SeriesKind, Unit, render};
+///
+/// let sent = Series::new("outline_bytes", SeriesKind::Counter)
+///     .with_unit(Unit::Bytes)
+///     .with_point(Utc.timestamp_millis_opt(1_700_000_000_250).unwrap(), 1024.0);
+/// let mut out = String::new();
+/// render::write_openmetrics_snapshots(&mut out, &[render::Snapshot::new(&[sent])], true);
+/// assert_eq!(
+///     out,
+///     concat!(
+///         "# TYPE outline_bytes counter\n",
+///         "# UNIT outline_bytes bytes\n",
+///         "outline_bytes_total 1024 1700000000.250\n",
+///         "# EOF\n",
+///     )
+/// );
+/// ```
 pub fn write_openmetrics_snapshots<S: Borrow<Snapshot>>(
     out: &mut String,
     snapshots: &[S],
@@ -214,6 +253,21 @@ pub fn write_openmetrics_snapshots<S: Borrow<Snapshot>>(
 
 /// The snapshots in the Prometheus text format 0.0.4, appended to `out`: each sample
 /// without its time, or with it (`timestamps`), in milliseconds. See [`Snapshot`].
+///
+/// A label set that two snapshots both have is written once, from the first:
+///
+/// ```
+/// use metrics_core::{Series, SeriesKind, render};
+///
+/// let jobs = |value| {
+///     render::Snapshot::new(&[Series::new("jobs", SeriesKind::Gauge)
+///         .with_label("queue", "mail")
+///         .with_point(chrono::Utc::now(), value)])
+/// };
+/// let mut out = String::new();
+/// render::write_prometheus_snapshots(&mut out, &[jobs(3.0), jobs(4.0)], false);
+/// assert_eq!(out, "# TYPE jobs gauge\njobs{queue=\"mail\"} 3\n");
+/// ```
 pub fn write_prometheus_snapshots<S: Borrow<Snapshot>>(
     out: &mut String,
     snapshots: &[S],
