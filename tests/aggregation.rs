@@ -61,9 +61,14 @@ async fn collects_from_all_five_backends_through_trait_objects() {
         .filter_map(Series::last_value)
         .sum();
     assert_eq!(new_checkout, 2000.0, "4 tasks × 500 evaluations this hour");
-    assert!(collection.series.iter().any(
-        |s| s.name == "vumi_stores_default_active_users_last" && s.last_value() == Some(187.0)
-    ));
+    assert!(
+        collection
+            .series
+            .iter()
+            .any(|s| s.name == "vumi_stores_default_active_users"
+                && s.labels.get("aggregator").map(String::as_str) == Some("last")
+                && s.last_value() == Some(187.0))
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -183,7 +183,11 @@ async fn prometheus_scrapes_every_backend_and_sees_one_go_down() {
             "tenant=\"acme\",state=\"queued\"",
             vec![26.0],
         ),
-        ("vumi_stores_default_active_users_last", "", vec![187.0]),
+        (
+            "vumi_stores_default_active_users",
+            "aggregator=\"last\"",
+            vec![187.0],
+        ),
     ];
     for ((name, labels, values), source) in expected.iter().zip(sources) {
         let selector = format!(
@@ -253,7 +257,7 @@ async fn prometheus_scrapes_every_backend_and_sees_one_go_down() {
             ),
         "{errors:?}"
     );
-    let vumi_now = query(&prometheus, "vumi_stores_default_active_users_last")
+    let vumi_now = query(&prometheus, "vumi_stores_default_active_users")
         .await
         .unwrap();
     assert!(

@@ -58,7 +58,7 @@ pub use model::{
     Aggregator, DataPoint, FiredMetric, MetricKind, MetricName, MetricSeries, MetricsData,
     MetricsQuery, Nulls,
 };
-pub use source::series_name;
+pub use source::{AGGREGATOR_LABEL, series_name};
 pub use time::ParseError;
 
 /// The backend's name, as every error and [`MetricsSource`](metrics_core::MetricsSource)

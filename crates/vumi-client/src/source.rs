@@ -4,11 +4,12 @@
 //!
 //! - **Metrics**: the names configured with
 //!   [`VumiClientBuilder::with_metrics`](crate::VumiClientBuilder::with_metrics) (or
-//!   `VUMI_METRICS`); the API cannot list metrics. Each becomes the series
-//!   `vumi_<name with every character outside [A-Za-z0-9_] replaced by _>`, e.g.
-//!   `stores.default.questions_completed.sum` → `vumi_stores_default_questions_completed_sum`,
-//!   without labels. Only metrics whose series name the query's name filter matches are
-//!   requested; with none configured or none matching, no request is made.
+//!   `VUMI_METRICS`); the API cannot list metrics. Each becomes a series named
+//!   `vumi_<name without its aggregator, every character outside [A-Za-z0-9_] replaced by _>`
+//!   with the aggregator as its one label, e.g. `stores.default.questions_completed.sum` →
+//!   `vumi_stores_default_questions_completed{aggregator="sum"}` (see [`series_name`]). Only
+//!   metrics whose series name the query's name filter matches are requested; with none
+//!   configured or none matching, no request is made.
 //! - **Range**: `start`/`end` are sent as unix timestamps (`from` rounded down, `until` up to
 //!   whole seconds; before 1970 is clamped to 1970, since the server has no negative
 //!   timestamps; an empty range is widened by one second, since graphite rejects it).
@@ -37,14 +38,28 @@ use crate::client::VumiClient;
 use crate::model::{MetricName, MetricsQuery, Nulls};
 use crate::time::{Interval, MAX_UNIX_SECONDS, TimeSpec};
 
-/// The series name of a metric: `vumi_` and the sanitized metric name.
+/// The label that holds a series' aggregator (`sum`, `avg`, `max`, `min` or `last`).
+pub const AGGREGATOR_LABEL: &str = "aggregator";
+
+/// The series name of a metric: `vumi_` and the sanitized metric name without its last
+/// segment, the aggregator, which is the series' [`AGGREGATOR_LABEL`] label instead.
+///
+/// The aggregator is how one metric's values are combined, not a different metric: as a
+/// label, `x.sum` and `x.avg` are one family, and no name ends in `_sum`, which
+/// Prometheus keeps for the sums of summaries and histograms.
 ///
 /// ```
 /// let name = "stores.default.questions_completed.sum".parse().unwrap();
-/// assert_eq!(vumi_client::series_name(&name), "vumi_stores_default_questions_completed_sum");
+/// assert_eq!(vumi_client::series_name(&name), "vumi_stores_default_questions_completed");
 /// ```
 pub fn series_name(metric: &MetricName) -> String {
-    sanitize_name(format!("{BACKEND}_{}", metric.as_str()), true)
+    // A metric name always ends with `.` and its aggregator: parsing makes sure.
+    let name = metric.as_str();
+    let without_aggregator = name
+        .strip_suffix(metric.aggregator().as_str())
+        .and_then(|rest| rest.strip_suffix('.'))
+        .unwrap_or(name);
+    sanitize_name(format!("{BACKEND}_{without_aggregator}"), true)
 }
 
 fn to_spec(time: DateTime<Utc>) -> Result<TimeSpec> {
@@ -116,7 +131,11 @@ impl MetricsSource for VumiClient {
                     })
                 })
                 .collect();
-            series.push(Series::new(name.clone(), SeriesKind::Gauge).with_points(points));
+            series.push(
+                Series::new(name.clone(), SeriesKind::Gauge)
+                    .with_label(AGGREGATOR_LABEL, metric.aggregator().as_str())
+                    .with_points(points),
+            );
         }
         Ok(series)
     }

@@ -695,7 +695,8 @@ async fn metrics_source_reads_the_configured_metrics() {
         .with_step(Duration::from_secs(3600));
     let series = client.collect(&query).await.unwrap();
     assert_eq!(series.len(), names.len());
-    assert_eq!(series[0].name, "vumi_stores_default_sessions_started_sum");
+    assert_eq!(series[0].name, "vumi_stores_default_sessions_started");
+    assert_eq!(series[0].labels["aggregator"], "sum");
     assert!(
         series
             .iter()

@@ -408,10 +408,10 @@ fn metric_names() {
     assert!(MetricName::account("a.b", "c", Aggregator::Max).is_ok());
     assert_eq!(
         vumi_client::series_name(&account),
-        "vumi_stores_default_questions_completed_last"
+        "vumi_stores_default_questions_completed"
     );
     assert_eq!(
         vumi_client::series_name(&conversation),
-        "vumi_conversations_7c9e6679_7425_40de_944b_e07fc1f90ae7_messages_sent_sum"
+        "vumi_conversations_7c9e6679_7425_40de_944b_e07fc1f90ae7_messages_sent"
     );
 }
