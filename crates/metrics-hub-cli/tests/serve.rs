@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    Running, TempDir, command, free_port, get, promtool_check, sample, served_address, wait_for,
+    Running, TempDir, command, free_port, get, promtool_check, promtool_read_openmetrics, sample,
+    served_address, wait_for,
 };
 
 const BACKENDS: [&str; 5] = ["outline", "appoptics", "unleash", "coopr", "vumi"];
@@ -135,6 +136,76 @@ async fn with_no_config_it_serves_all_five_emulated_backends_in_both_formats() {
         .expect("serve did not stop on SIGTERM");
     assert!(status.success(), "{status:?}");
     assert!(common::read(dir.path(), "serve.stderr").contains("SIGTERM received"));
+}
+
+/// The time a sample line carries: its third field, when it has one (label values here
+/// hold no spaces).
+fn sample_time(body: &str, prefix: &str) -> Option<Option<f64>> {
+    let line = body.lines().find(|l| l.starts_with(prefix))?;
+    let fields: Vec<&str> = line.rsplitn(3, ' ').collect();
+    Some(match fields[..] {
+        [time, _value, series] if series.contains('{') || !series.contains(' ') => {
+            time.parse().ok()
+        }
+        _ => None,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_timestamps_samples_carry_the_time_of_their_point() {
+    let dir = TempDir::new("serve-timestamps");
+    let mut serve = command(dir.path());
+    serve.args(["serve", "--listen", "127.0.0.1:0", "--timestamps"]);
+    let mut server = Running::spawn(serve, "serve", dir.path());
+    let base = format!(
+        "http://{}",
+        served_address(dir.path(), "serve.stderr", &mut server)
+    );
+    let vumi = "vumi_stores_default_active_users{";
+    let text = wait_for(Duration::from_secs(30), "the Vumi series", || async {
+        let (_, _, body) = get(&format!("{base}/metrics"), &[]).await?;
+        body.contains(vumi).then_some(body)
+    })
+    .await;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1e3;
+    // A history API's newest complete bucket: its start, in milliseconds, within the day.
+    let millis = sample_time(&text, vumi).flatten().expect(&text);
+    assert!(
+        millis < now_ms && millis > now_ms - 86_400e3 && millis.fract() == 0.0,
+        "{millis}"
+    );
+    let outline = "outline_access_key_bytes_transferred{";
+    assert!(sample_time(&text, outline).flatten().is_some(), "{text}");
+    // The self-metrics are about now: the scraper stamps them.
+    assert_eq!(
+        sample_time(&text, "metrics_hub_source_up{"),
+        Some(None),
+        "{text}"
+    );
+    assert_promtool_accepts(&text, "Prometheus text with timestamps");
+
+    let accept = [("accept", "application/openmetrics-text")];
+    let (_, _, openmetrics) = get(&format!("{base}/metrics"), &accept).await.unwrap();
+    let seconds = sample_time(&openmetrics, vumi)
+        .flatten()
+        .expect(&openmetrics);
+    assert_eq!(seconds * 1e3, millis, "OpenMetrics times are in seconds");
+    if common::prometheus_available("promtool tsdb create-blocks-from openmetrics") {
+        // The backfiller takes only samples with a time: the self-metrics have none.
+        let data: String = openmetrics
+            .split_inclusive('\n')
+            .filter(|line| !line.contains("metrics_hub_"))
+            .collect();
+        let (code, output) = promtool_read_openmetrics(dir.path(), &data);
+        assert_eq!(code, 0, "{output}\n{data}");
+    }
+    server
+        .terminate(Duration::from_secs(10))
+        .expect("serve did not stop on SIGTERM");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

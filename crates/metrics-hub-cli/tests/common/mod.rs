@@ -216,6 +216,36 @@ pub fn promtool_check(body: &str) -> (i32, String) {
     )
 }
 
+/// OpenMetrics text read by Prometheus' OpenMetrics parser, through the backfiller
+/// (`promtool tsdb create-blocks-from openmetrics`), which needs a timestamp on every
+/// sample; `promtool check metrics` reads only the Prometheus text format. Its exit status
+/// and what it printed.
+pub fn promtool_read_openmetrics(dir: &Path, body: &str) -> (i32, String) {
+    let input = dir.join("body.om");
+    std::fs::write(&input, body).unwrap();
+    let output = Command::new("bash")
+        .arg(prometheus_script())
+        .args([
+            "promtool",
+            "tsdb",
+            "create-blocks-from",
+            "openmetrics",
+            "--quiet",
+        ])
+        .arg(&input)
+        .arg(dir.join("blocks"))
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
 /// Polls `check` every 100 ms until it returns `Some`, for at most `deadline`.
 pub async fn wait_for<T, F, Fut>(deadline: Duration, what: &str, mut check: F) -> T
 where
