@@ -126,8 +126,9 @@ pub fn render(series: &[Series], format: Format, timestamps: bool) -> String {
 }
 
 /// Writes the snapshots' samples in `format`, without the closing `# EOF` of OpenMetrics:
-/// exactly what [`render()`] writes for all the snapshots' series in one list (see
-/// [`Snapshot`]).
+/// what [`render()`] writes for all the snapshots' series in one list, each series reduced to
+/// the one point its snapshot kept (its newest that can be a sample; see [`Snapshot`]). For
+/// series of one point each, as the exporter keeps, that is the same text.
 ///
 /// ```
 /// use metrics_hub::chrono::Utc;

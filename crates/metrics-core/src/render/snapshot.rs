@@ -18,10 +18,13 @@ use crate::model::{Series, SeriesKind, Unit};
 /// formatting the values, nothing that depends on how the series were built.
 ///
 /// An exporter makes one per source when that source's collection lands and writes them
-/// all together with [`write_openmetrics_snapshots`] or [`write_prometheus_snapshots`]; the
-/// text is exactly what [`write_openmetrics_latest`](super::write_openmetrics_latest) and
+/// all together with [`write_openmetrics_snapshots`] or [`write_prometheus_snapshots`].
+/// Without the samples' times, the text is exactly what
+/// [`write_openmetrics_latest`](super::write_openmetrics_latest) and
 /// [`write_prometheus_latest`](super::write_prometheus_latest) write for all the snapshots'
-/// series in one list, with or without the samples' times. Every rule of
+/// series in one list; with them, it is what [`write_openmetrics`](super::write_openmetrics)
+/// and [`write_prometheus`](super::write_prometheus) write for those series reduced to their
+/// newest point that can be a sample. Every rule of
 /// [the text formats](super#the-text-formats) holds across snapshots: a family several of
 /// them have is written once, name clashes between them are settled as within one list,
 /// and a label set two of them have is written once.
